@@ -1,0 +1,315 @@
+//! Running synwire-run the way a user would, from a given cgroup, with a deadline so a hung run
+//! fails its test instead of the whole VM.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::layout::Env;
+
+pub const SYNWIRE: &str = "/usr/bin/synwire-run";
+pub const VMTEST: &str = "/usr/bin/synwire-vmtest";
+/// Generous: TCG is slow, and a test that hangs should still end the VM well before the rig's
+/// hard timeout.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Spawn {
+    /// Whatever synwire-run chooses (clone3 with CLONE_INTO_CGROUP where it works).
+    Clone3,
+    /// SYNWIRE_SPAWN=fork: the fork + cgroup.procs handshake fallback.
+    Fork,
+}
+
+impl Spawn {
+    pub fn name(self) -> &'static str {
+        match self {
+            Spawn::Clone3 => "clone3",
+            Spawn::Fork => "fork",
+        }
+    }
+}
+
+/// Who runs synwire-run, and from where.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub cgroup: String,
+    /// None: root.
+    pub uid: Option<u32>,
+}
+
+/// `Run::code` for a synwire-run killed by signal N is SIGNALED + N.
+pub const SIGNALED: i32 = 1000;
+
+/// Keeps failure lines readable when a program floods its output.
+fn clip(s: &str) -> &str {
+    match s.char_indices().nth(3000) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// The result of one synwire-run.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub stats: Option<Value>,
+    pub stats_err: String,
+}
+
+impl Run {
+    /// A one-line description for failure messages.
+    pub fn show(&self) -> String {
+        let status = match self.code {
+            None => "unknown".to_string(),
+            Some(c) if c >= SIGNALED => format!("killed by signal {}", c - SIGNALED),
+            Some(c) => c.to_string(),
+        };
+        format!(
+            "exit {status} stdout={:?} stderr={:?}",
+            clip(self.stdout.trim_end()),
+            clip(self.stderr.trim_end())
+        )
+    }
+
+    pub fn expect_code(&self, want: i32) -> Result<(), String> {
+        if self.code == Some(want) {
+            Ok(())
+        } else {
+            Err(format!("expected exit {want}, got {}", self.show()))
+        }
+    }
+
+    /// The stats JSON object; an error if --stats-file produced none.
+    pub fn stats(&self) -> Result<&Value, String> {
+        self.stats
+            .as_ref()
+            .ok_or_else(|| format!("no stats file ({}); {}", self.stats_err, self.show()))
+    }
+
+    pub fn stat(&self, key: &str) -> Result<&Value, String> {
+        self.stats()?.get(key).ok_or_else(|| {
+            format!(
+                "stats JSON has no key {key:?}: {}",
+                self.stats.as_ref().unwrap()
+            )
+        })
+    }
+
+    pub fn stat_u64(&self, key: &str) -> Result<u64, String> {
+        let v = self.stat(key)?;
+        v.as_u64()
+            .ok_or_else(|| format!("stats {key} = {v}, expected a non-negative integer"))
+    }
+
+    pub fn expect_outcome(&self, want: &str) -> Result<(), String> {
+        let v = self.stat("outcome")?;
+        if v.as_str() == Some(want) {
+            Ok(())
+        } else {
+            Err(format!(
+                "stats outcome {v}, expected {want:?}; {}",
+                self.show()
+            ))
+        }
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A started synwire-run whose output is collected by threads.
+pub struct Started {
+    pub child: Child,
+    pub stdout_lines: mpsc::Receiver<String>,
+    stdout_done: mpsc::Receiver<()>,
+    stderr: mpsc::Receiver<String>,
+    stats_file: String,
+    started: Instant,
+}
+
+/// Starts `synwire-run --stats-file F ARGS...` as `caller`, in spawn mode `spawn`.
+pub fn start(env: &Env, caller: &Caller, spawn: Spawn, args: &[&str]) -> Result<Started, String> {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let stats_file = format!("/tmp/synwire-stats-{}-{n}.json", std::process::id());
+    let _ = std::fs::remove_file(&stats_file);
+    let mut cmd = Command::new(VMTEST);
+    match caller.uid {
+        None => cmd.args(["in-cgroup", &caller.cgroup, "--"]),
+        Some(uid) => {
+            let id = uid.to_string();
+            cmd.args(["as-user", &id, &id, &caller.cgroup, "--"])
+        }
+    };
+    cmd.arg(SYNWIRE)
+        .args(["--stats-file", &stats_file])
+        .args(args);
+    match spawn {
+        Spawn::Clone3 => cmd.env_remove("SYNWIRE_SPAWN"),
+        Spawn::Fork => cmd.env("SYNWIRE_SPAWN", "fork"),
+    };
+    cmd.env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
+        .current_dir("/tmp")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let _ = env;
+    let mut child = cmd.spawn().map_err(|e| format!("spawn {VMTEST}: {e}"))?;
+    let out = child.stdout.take().expect("piped");
+    let err = child.stderr.take().expect("piped");
+    let (line_tx, stdout_lines) = mpsc::channel();
+    let (done_tx, stdout_done) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(out);
+        let mut line = String::new();
+        while matches!(r.read_line(&mut line), Ok(n) if n > 0) {
+            let _ = line_tx.send(std::mem::take(&mut line));
+        }
+        let _ = done_tx.send(());
+    });
+    let (err_tx, stderr) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = BufReader::new(err).read_to_string(&mut s);
+        let _ = err_tx.send(s);
+    });
+    Ok(Started {
+        child,
+        stdout_lines,
+        stdout_done,
+        stderr,
+        stats_file,
+        started: Instant::now(),
+    })
+}
+
+impl Started {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits for the next stdout line (a helper's `ready`) until the deadline.
+    pub fn read_line(&mut self) -> Result<String, String> {
+        let left = DEADLINE.saturating_sub(self.started.elapsed());
+        self.stdout_lines
+            .recv_timeout(left)
+            .map(|l| l.trim_end().to_string())
+            .map_err(|_| "no line on stdout before the deadline (or stdout closed)".into())
+    }
+
+    /// Waits for synwire-run to exit (killing it at the deadline) and collects everything.
+    pub fn finish(mut self) -> Run {
+        let mut killed = false;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) => break Some(st),
+                Ok(None) if self.started.elapsed() > DEADLINE => {
+                    let _ = self.child.kill();
+                    killed = true;
+                    break self.child.wait().ok();
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(_) => break None,
+            }
+        };
+        // The pipes close when synwire-run and everything it started are gone; a process that
+        // keeps them open outlived synwire-run.
+        let grace = Duration::from_secs(5);
+        let mut stdout = String::new();
+        let mut pipe_note = String::new();
+        let until = Instant::now() + grace;
+        loop {
+            while let Ok(l) = self.stdout_lines.try_recv() {
+                stdout.push_str(&l);
+            }
+            if self.stdout_done.try_recv().is_ok() {
+                while let Ok(l) = self.stdout_lines.try_recv() {
+                    stdout.push_str(&l);
+                }
+                break;
+            }
+            if Instant::now() > until {
+                pipe_note.push_str(" [stdout still open: a process outlived synwire-run]");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut stderr = self
+            .stderr
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| " [stderr still open: a process outlived synwire-run]".into());
+        stderr.push_str(&pipe_note);
+        if killed {
+            stderr.push_str(" [killed by the suite after the deadline]");
+        }
+        let code = status.and_then(|st| {
+            use std::os::unix::process::ExitStatusExt;
+            st.code().or_else(|| st.signal().map(|s| SIGNALED + s))
+        });
+        let (stats, stats_err) = match std::fs::read_to_string(&self.stats_file) {
+            Ok(s) => match serde_json::from_str(&s) {
+                Ok(v) => (Some(v), String::new()),
+                Err(e) => (None, format!("stats file is not JSON: {e}: {s:?}")),
+            },
+            Err(e) => (None, format!("{}: {e}", self.stats_file)),
+        };
+        let _ = std::fs::remove_file(&self.stats_file);
+        Run {
+            code,
+            stdout,
+            stderr,
+            stats,
+            stats_err,
+        }
+    }
+}
+
+/// Runs synwire-run to completion.
+pub fn run(env: &Env, caller: &Caller, spawn: Spawn, args: &[&str]) -> Result<Run, String> {
+    Ok(start(env, caller, spawn, args)?.finish())
+}
+
+/// Fails with `msg` unless `cond`.
+pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
+    if cond {
+        Ok(())
+    } else {
+        Err(msg())
+    }
+}
+
+/// True for a lowercase, hyphenated version-4 UUID.
+pub fn is_uuid_v4(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+        })
+        && b[14] == b'4'
+        && matches!(b[19], b'8' | b'9' | b'a' | b'b')
+}
+
+/// Checks that `cg` is `<parent>/synwire/agents/<uuid v4>`.
+pub fn expect_agent_cgroup(cg: &str, parent: &str) -> Result<(), String> {
+    let prefix = if parent == "/" {
+        "/synwire/agents/".to_string()
+    } else {
+        format!("{parent}/synwire/agents/")
+    };
+    match cg.strip_prefix(&prefix) {
+        Some(id) if is_uuid_v4(id) => Ok(()),
+        _ => Err(format!("cgroup {cg:?} is not {prefix}<uuid v4>")),
+    }
+}
+
+/// The cgroup path in a `0::PATH` line of /proc/self/cgroup output.
+pub fn v2_line(out: &str) -> Result<&str, String> {
+    out.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or_else(|| format!("no 0:: line in {out:?}"))
+}

@@ -1,0 +1,752 @@
+//! The tests. Each is a plain fn returning Result<(), String>; the runner adds the common
+//! postcondition (no agent cgroup, no process left) and prints `ok NAME` / `FAIL NAME: reason`.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::harness::{
+    ensure, expect_agent_cgroup, run, start, v2_line, Caller, Run, Spawn, DEADLINE, VMTEST,
+};
+use crate::layout::{self, Env, Layout, USER_UID};
+
+type TestFn = Box<dyn Fn(&Env) -> Result<(), String>>;
+
+/// Shell snippet run as the agent: prints its `0::` line, then memory.max, pids.max, cpu.max of
+/// its own cgroup, read from inside.
+const SHOW_LIMITS: &str = "l=$(grep ^0:: /proc/self/cgroup); echo \"$l\"; \
+    cg=/sys/fs/cgroup${l#0::}; cat $cg/memory.max $cg/pids.max $cg/cpu.max";
+
+fn root(env: &Env) -> Caller {
+    Caller {
+        cgroup: env.caller.clone(),
+        uid: None,
+    }
+}
+
+fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
+    let mut t: Vec<(String, TestFn)> = Vec::new();
+    macro_rules! add {
+        ($name:expr, $f:expr) => {
+            t.push(($name.to_string(), Box::new($f)))
+        };
+    }
+    if layout == Layout::Hybrid {
+        add!("hybrid/small-refused", hybrid_small_refused);
+        add!("hybrid/allow-degraded", hybrid_allow_degraded);
+        add!("hybrid/required-false", hybrid_required_false);
+        add!("hybrid/default-runs", hybrid_default_runs);
+        return t;
+    }
+    for m in [Spawn::Clone3, Spawn::Fork] {
+        let n = m.name();
+        add!(format!("placement/{n}"), move |e: &Env| placement(e, m));
+        add!(format!("limits/small/{n}"), move |e: &Env| limits_small(
+            e, m
+        ));
+        add!(format!("limits/overrides/{n}"), move |e: &Env| {
+            limits_overrides(e, m)
+        });
+        add!(format!("limits/profile-file/{n}"), move |e: &Env| {
+            limits_file(e, m)
+        });
+        add!(format!("exit/code/{n}"), move |e: &Env| exit_code(e, m));
+        add!(format!("exit/signal/{n}"), move |e: &Env| exit_signal(e, m));
+        add!(format!("exit/timeout/{n}"), move |e: &Env| exit_timeout(
+            e, m
+        ));
+        add!(
+            format!("exit/bad-value/{n}"),
+            move |e: &Env| exit_bad_value(e, m)
+        );
+        add!(format!("exit/not-executable/{n}"), move |e: &Env| {
+            exit_not_executable(e, m)
+        });
+        add!(
+            format!("exit/not-found/{n}"),
+            move |e: &Env| exit_not_found(e, m)
+        );
+        add!(
+            format!("delegated-user/{n}"),
+            move |e: &Env| delegated_user(e, m)
+        );
+    }
+    add!("limits/aliases", limits_aliases);
+    add!("exit/bad-profile-file", exit_bad_profile_file);
+    add!("stats/keys", stats_keys);
+    add!("oom", oom);
+    add!("forkbomb", forkbomb);
+    add!("cpu-throttle", cpu_throttle);
+    add!("sigterm-forwarded", sigterm_forwarded);
+    add!("timeout/grace-kill", timeout_grace_kill);
+    add!("daemon-killed", daemon_killed);
+    add!("root-cgroup", root_cgroup);
+    add!("concurrent-30", concurrent_30);
+    t
+}
+
+/// Runs every test whose name contains `filter`; returns (passed, failed).
+pub fn run_all(env: &Env, filter: Option<&str>) -> (usize, usize) {
+    // Orphans of a test come back to us, like to a systemd user manager, and are reaped after it.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let (mut passed, mut failed) = (0, 0);
+    for (name, f) in all_tests(env.layout) {
+        if filter.is_some_and(|s| !name.contains(s)) {
+            continue;
+        }
+        let result = catch_unwind(AssertUnwindSafe(|| f(env)))
+            .unwrap_or_else(|_| Err("test panicked".into()));
+        layout::reap();
+        let post = layout::check_clean(env);
+        let result = match (result, post) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(e), Ok(())) => Err(e),
+            (Ok(()), Err(p)) => Err(format!("postcondition: {p}")),
+            (Err(e), Err(p)) => Err(format!("{e}; postcondition: {p}")),
+        };
+        match result {
+            Ok(()) => {
+                passed += 1;
+                println!("ok {name}");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAIL {name}: {}", e.replace('\n', " | "));
+                layout::force_clean(env);
+            }
+        }
+        let _ = std::io::stdout().flush();
+    }
+    (passed, failed)
+}
+
+fn write_file(path: &str, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("write {path}: {e}"))
+}
+
+/// Checks the output of SHOW_LIMITS: placement under `parent` and the three limit files.
+fn expect_limits(r: &Run, parent: &str, mem: &str, pids: &str, cpu: &str) -> Result<(), String> {
+    r.expect_code(0)?;
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    let [cg, m, p, c] = lines[..] else {
+        return Err(format!("expected 4 lines from the agent, got {}", r.show()));
+    };
+    let cg = cg
+        .strip_prefix("0::")
+        .ok_or_else(|| format!("no 0:: line: {}", r.show()))?;
+    expect_agent_cgroup(cg, parent)?;
+    ensure((m, p, c) == (mem, pids, cpu), || {
+        format!(
+            "limits inside the agent: memory.max={m} pids.max={p} cpu.max={c:?}, expected {mem} {pids} {cpu:?}"
+        )
+    })
+}
+
+fn placement(env: &Env, m: Spawn) -> Result<(), String> {
+    let r = run(
+        env,
+        &root(env),
+        m,
+        &["-q", "--", "cat", "/proc/self/cgroup"],
+    )?;
+    r.expect_code(0)?;
+    let seen = v2_line(&r.stdout)?;
+    expect_agent_cgroup(seen, env.caller_parent())?;
+    let cg = r.stat("cgroup")?;
+    ensure(cg.as_str() == Some(seen), || {
+        format!("stats cgroup {cg} differs from the agent's view {seen:?}")
+    })?;
+    ensure(r.stderr.is_empty(), || {
+        format!("-q but stderr: {}", r.show())
+    })
+}
+
+fn limits_small(env: &Env, m: Spawn) -> Result<(), String> {
+    let r = run(
+        env,
+        &root(env),
+        m,
+        &["-q", "--profile", "small", "--", "sh", "-c", SHOW_LIMITS],
+    )?;
+    expect_limits(&r, env.caller_parent(), "536870912", "64", "50000 100000")
+}
+
+fn limits_overrides(env: &Env, m: Spawn) -> Result<(), String> {
+    let args = [
+        "-q",
+        "--profile",
+        "small",
+        "--memory",
+        "256MiB",
+        "--cpu",
+        "1.5",
+        "--pids",
+        "20",
+        "--",
+        "sh",
+        "-c",
+        SHOW_LIMITS,
+    ];
+    let r = run(env, &root(env), m, &args)?;
+    expect_limits(&r, env.caller_parent(), "268435456", "20", "150000 100000")
+}
+
+fn limits_file(env: &Env, m: Spawn) -> Result<(), String> {
+    let path = format!("/tmp/limits-{}.toml", m.name());
+    write_file(
+        &path,
+        "description = \"vm test\"\n[limits]\nmemory = \"1024000K\"\nmemory_high = \"448MiB\"\n\
+         cpu = 0.25\ncpu_weight = 50\npids = 33\n",
+    )?;
+    let script = format!("{SHOW_LIMITS}; cat $cg/memory.high $cg/cpu.weight");
+    let r = run(
+        env,
+        &root(env),
+        m,
+        &["-q", "--profile", &path, "--", "sh", "-c", &script],
+    )?;
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    ensure(lines.len() == 6, || {
+        format!("expected 6 lines, got {}", r.show())
+    })?;
+    let first = lines[..4].join("\n");
+    let four = Run {
+        code: r.code,
+        stdout: first,
+        stderr: r.stderr.clone(),
+        stats: None,
+        stats_err: String::new(),
+    };
+    expect_limits(
+        &four,
+        env.caller_parent(),
+        "1024000000",
+        "33",
+        "25000 100000",
+    )?;
+    ensure(lines[4] == "469762048" && lines[5] == "50", || {
+        format!(
+            "memory.high={} cpu.weight={}, expected 469762048 50",
+            lines[4], lines[5]
+        )
+    })
+}
+
+fn limits_aliases(env: &Env) -> Result<(), String> {
+    let path = "/tmp/aliases.toml";
+    write_file(
+        path,
+        "[limits]\nmemory_bytes = 268435456\ncpu_quota = 0.5\nmax_pids = 40\nexec_timeout_secs = 600\n",
+    )?;
+    let r = run(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &["-q", "--profile", path, "--", "sh", "-c", SHOW_LIMITS],
+    )?;
+    expect_limits(&r, env.caller_parent(), "268435456", "40", "50000 100000")
+}
+
+fn exit_code(env: &Env, m: Spawn) -> Result<(), String> {
+    let r = run(env, &root(env), m, &["-q", "--", "sh", "-c", "exit 7"])?;
+    r.expect_code(7)?;
+    r.expect_outcome("exited")?;
+    ensure(r.stat_u64("exit_code")? == 7, || {
+        "stats exit_code is not 7".into()
+    })
+}
+
+fn exit_signal(env: &Env, m: Spawn) -> Result<(), String> {
+    let r = run(
+        env,
+        &root(env),
+        m,
+        &["-q", "--", "sh", "-c", "kill -TERM $$"],
+    )?;
+    r.expect_code(143)?;
+    r.expect_outcome("signaled")?;
+    ensure(r.stat_u64("signal")? == 15, || {
+        "stats signal is not 15".into()
+    })
+}
+
+fn exit_timeout(env: &Env, m: Spawn) -> Result<(), String> {
+    let r = run(
+        env,
+        &root(env),
+        m,
+        &["-q", "--timeout", "2s", "--", "sleep", "60"],
+    )?;
+    r.expect_code(124)?;
+    r.expect_outcome("timed_out")?;
+    let wall = r.stat_u64("wall_time_us")?;
+    ensure((1_900_000..50_000_000).contains(&wall), || {
+        format!("wall_time_us {wall} for a 2 s timeout on sleep 60")
+    })
+}
+
+/// An error of synwire-run's own: 125, an `error:` line, and no cgroup created.
+fn expect_own_error(env: &Env, m: Spawn, args: &[&str], needles: &[&str]) -> Result<(), String> {
+    let before = layout::walk(env);
+    let r = run(env, &root(env), m, args)?;
+    r.expect_code(125)?;
+    ensure(r.stderr.contains("synwire-run: error:"), || {
+        format!("no 'synwire-run: error:' line: {}", r.show())
+    })?;
+    for n in needles {
+        ensure(r.stderr.contains(n), || {
+            format!("stderr does not name {n:?}: {}", r.show())
+        })?;
+    }
+    let after = layout::walk(env);
+    let new: Vec<_> = after.iter().filter(|c| !before.contains(c)).collect();
+    ensure(new.is_empty(), || {
+        format!("created cgroups {new:?}: {}", r.show())
+    })
+}
+
+fn exit_bad_value(env: &Env, m: Spawn) -> Result<(), String> {
+    expect_own_error(env, m, &["--memory", "lots", "--", "true"], &["lots"])
+}
+
+fn exit_bad_profile_file(env: &Env) -> Result<(), String> {
+    let path = "/tmp/typo.toml";
+    write_file(path, "[limits]\nmemroy = \"1G\"\n")?;
+    expect_own_error(
+        env,
+        Spawn::Clone3,
+        &["--profile", path, "--", "true"],
+        &[path, "memroy", "2"],
+    )
+}
+
+fn exit_not_executable(env: &Env, m: Spawn) -> Result<(), String> {
+    let path = "/tmp/not-executable";
+    write_file(path, "#!/bin/sh\necho should not run\n")?;
+    let r = run(env, &root(env), m, &["-q", "--", path])?;
+    r.expect_code(126)?;
+    ensure(r.stderr.contains(path), || {
+        format!("message does not name {path}: {}", r.show())
+    })?;
+    r.expect_outcome("exec_failed")
+}
+
+fn exit_not_found(env: &Env, m: Spawn) -> Result<(), String> {
+    let r = run(env, &root(env), m, &["-q", "--", "no-such-command-xyz"])?;
+    r.expect_code(127)?;
+    ensure(r.stderr.contains("no-such-command-xyz"), || {
+        format!("message does not name the command: {}", r.show())
+    })?;
+    r.expect_outcome("exec_failed")
+}
+
+fn delegated_user(env: &Env, m: Spawn) -> Result<(), String> {
+    let caller = Caller {
+        cgroup: env.user_caller.clone(),
+        uid: Some(USER_UID),
+    };
+    let script = format!("id -u; {SHOW_LIMITS}");
+    let r = run(
+        env,
+        &caller,
+        m,
+        &["-q", "--profile", "small", "--", "sh", "-c", &script],
+    )?;
+    let (uid, rest) = r.stdout.split_once('\n').unwrap_or((&r.stdout, ""));
+    ensure(uid == USER_UID.to_string(), || {
+        format!("agent not running as {USER_UID}: {}", r.show())
+    })?;
+    let four = Run {
+        code: r.code,
+        stdout: rest.to_string(),
+        stderr: r.stderr.clone(),
+        stats: None,
+        stats_err: String::new(),
+    };
+    expect_limits(
+        &four,
+        layout::parent(&env.user_caller),
+        "536870912",
+        "64",
+        "50000 100000",
+    )
+}
+
+fn stats_keys(env: &Env) -> Result<(), String> {
+    let r = run(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &["--profile", "small", "--", "sh", "-c", "exit 3"],
+    )?;
+    r.expect_code(3)?;
+    let s = r.stats()?;
+    let obj = s
+        .as_object()
+        .ok_or_else(|| format!("stats is not an object: {s}"))?;
+    let keys = [
+        "id",
+        "profile",
+        "cgroup",
+        "command",
+        "outcome",
+        "exit_code",
+        "signal",
+        "wall_time_us",
+        "cpu_usage_us",
+        "cpu_user_us",
+        "cpu_system_us",
+        "cpu_throttled_us",
+        "cpu_nr_throttled",
+        "memory_peak_bytes",
+        "memory_limit_bytes",
+        "oom_kills",
+        "pids_peak",
+        "pids_limit",
+    ];
+    let missing: Vec<_> = keys.iter().filter(|k| !obj.contains_key(**k)).collect();
+    ensure(missing.is_empty(), || {
+        format!("missing keys {missing:?} in {s}")
+    })?;
+    let id = s["id"].as_str().unwrap_or("");
+    ensure(crate::harness::is_uuid_v4(id), || {
+        format!("id {id:?} is not a uuid v4")
+    })?;
+    let cg = s["cgroup"].as_str().unwrap_or("");
+    expect_agent_cgroup(cg, env.caller_parent())?;
+    ensure(cg.ends_with(id), || {
+        format!("cgroup {cg} does not end with id {id}")
+    })?;
+    ensure(s["profile"] == "small", || {
+        format!("profile {}", s["profile"])
+    })?;
+    ensure(
+        s["command"] == serde_json::json!(["sh", "-c", "exit 3"]),
+        || format!("command {}", s["command"]),
+    )?;
+    r.expect_outcome("exited")?;
+    ensure(s["exit_code"] == 3 && s["signal"].is_null(), || {
+        format!("exit_code {} signal {}", s["exit_code"], s["signal"])
+    })?;
+    let wall = r.stat_u64("wall_time_us")?;
+    let usage = r.stat_u64("cpu_usage_us")?;
+    let user = r.stat_u64("cpu_user_us")?;
+    let sys = r.stat_u64("cpu_system_us")?;
+    ensure(wall > 0 && usage <= 2 * wall + 100_000, || {
+        format!("wall_time_us {wall} cpu_usage_us {usage}")
+    })?;
+    ensure(user + sys <= usage + 10_000, || {
+        format!("user {user} + system {sys} exceed usage {usage}")
+    })?;
+    r.stat_u64("cpu_throttled_us")?;
+    r.stat_u64("cpu_nr_throttled")?;
+    let peak = r.stat_u64("memory_peak_bytes")?;
+    ensure((100_000..536_870_912).contains(&peak), || {
+        format!("memory_peak_bytes {peak}")
+    })?;
+    ensure(r.stat_u64("memory_limit_bytes")? == 536_870_912, || {
+        "memory_limit_bytes".into()
+    })?;
+    ensure(r.stat_u64("oom_kills")? == 0, || "oom_kills not 0".into())?;
+    ensure(r.stat_u64("pids_limit")? == 64, || {
+        "pids_limit not 64".into()
+    })?;
+    let has_pids_peak = env.path("/user.slice").join("pids.peak").exists();
+    if has_pids_peak || !s["pids_peak"].is_null() {
+        let p = r.stat_u64("pids_peak")?;
+        ensure((1..=64).contains(&p), || format!("pids_peak {p}"))?;
+    }
+    // The human summary is on stderr without -q.
+    ensure(!r.stderr.trim().is_empty(), || {
+        format!("no summary on stderr: {}", r.show())
+    })
+}
+
+fn oom(env: &Env) -> Result<(), String> {
+    let args = [
+        "-q",
+        "--profile",
+        "small",
+        "--memory",
+        "64MiB",
+        "--",
+        VMTEST,
+        "hog",
+        "256",
+    ];
+    let r = run(env, &root(env), Spawn::Clone3, &args)?;
+    r.expect_code(137)?;
+    r.expect_outcome("oom_killed")?;
+    let kills = r.stat_u64("oom_kills")?;
+    ensure(kills >= 1, || format!("oom_kills {kills}"))?;
+    ensure(r.stat_u64("memory_limit_bytes")? == 64 << 20, || {
+        "memory_limit_bytes".into()
+    })?;
+    let err = r.stderr.to_lowercase();
+    ensure(err.contains("memory") || err.contains("oom"), || {
+        format!("no out-of-memory explanation on stderr: {}", r.show())
+    })
+}
+
+fn forkbomb(env: &Env) -> Result<(), String> {
+    let r = run(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &["-q", "--pids", "20", "--", VMTEST, "forkbomb"],
+    )?;
+    r.expect_code(0)?;
+    let n: usize = r
+        .stdout
+        .trim()
+        .strip_prefix("forked ")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("forkbomb output: {}", r.show()))?;
+    ensure(n > 0 && n < 20, || {
+        format!("forked {n} children under pids.max 20")
+    })?;
+    ensure(r.stat_u64("pids_limit")? == 20, || {
+        "pids_limit not 20".into()
+    })?;
+    let peak = r.stat("pids_peak")?;
+    ensure(
+        peak.is_null() || peak.as_u64().is_some_and(|p| p <= 20 && p as usize > n),
+        || format!("pids_peak {peak} with {n} forks under pids.max 20"),
+    )
+}
+
+fn cpu_throttle(env: &Env) -> Result<(), String> {
+    let r = run(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &["-q", "--cpu", "0.2", "--", VMTEST, "spin", "3"],
+    )?;
+    r.expect_code(0)?;
+    let usage = r.stat_u64("cpu_usage_us")? as f64;
+    let wall = r.stat_u64("wall_time_us")? as f64;
+    let ratio = usage / wall;
+    let nr = r.stat_u64("cpu_nr_throttled")?;
+    ensure(ratio < 0.5 && nr > 0, || {
+        format!("cpu 0.2: usage/wall {ratio:.3}, nr_throttled {nr}")
+    })
+}
+
+fn sigterm_forwarded(env: &Env) -> Result<(), String> {
+    let mut s = start(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &["-q", "--", VMTEST, "trap-term"],
+    )?;
+    let ready = s.read_line();
+    if ready.as_deref() == Ok("ready") {
+        kill(Pid::from_raw(s.pid()), Signal::SIGTERM).map_err(|e| format!("kill: {e}"))?;
+    }
+    let r = s.finish();
+    ensure(ready.as_deref() == Ok("ready"), || {
+        format!("agent not ready: {ready:?}; {}", r.show())
+    })?;
+    r.expect_code(42)?;
+    ensure(r.stdout.contains("got TERM"), || {
+        format!("agent did not see TERM: {}", r.show())
+    })
+}
+
+fn timeout_grace_kill(env: &Env) -> Result<(), String> {
+    let path = "/tmp/grace.toml";
+    write_file(path, "[stop]\ngrace = \"1s\"\n")?;
+    let args = [
+        "-q",
+        "--profile",
+        path,
+        "--timeout",
+        "2s",
+        "--",
+        VMTEST,
+        "ignore-term",
+    ];
+    let r = run(env, &root(env), Spawn::Clone3, &args)?;
+    r.expect_code(124)?;
+    r.expect_outcome("timed_out")?;
+    ensure(r.stdout.trim() == "ready", || {
+        format!("agent output: {}", r.show())
+    })?;
+    let wall = r.stat_u64("wall_time_us")?;
+    ensure(
+        wall >= 2_900_000 && wall < DEADLINE.as_micros() as u64,
+        || format!("wall_time_us {wall}: expected timeout 2 s + grace 1 s"),
+    )
+}
+
+fn daemon_killed(env: &Env) -> Result<(), String> {
+    let r = run(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &["-q", "--", VMTEST, "daemonize"],
+    )?;
+    r.expect_code(0)?;
+    let pid: i32 = r
+        .stdout
+        .trim()
+        .parse()
+        .map_err(|_| format!("daemonize output: {}", r.show()))?;
+    // Gone, or a zombie waiting for its reaper: either way it no longer runs.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim().chars().next())
+        })
+        .flatten();
+    ensure(matches!(state, None | Some('Z')), || {
+        format!(
+            "daemonised grandchild {pid} still alive (state {state:?}) after synwire-run returned"
+        )
+    })
+}
+
+fn root_cgroup(env: &Env) -> Result<(), String> {
+    let caller = Caller {
+        cgroup: "/".into(),
+        uid: None,
+    };
+    let r = run(
+        env,
+        &caller,
+        Spawn::Clone3,
+        &["-q", "--profile", "small", "--", "sh", "-c", SHOW_LIMITS],
+    )?;
+    expect_limits(&r, "/", "536870912", "64", "50000 100000")
+}
+
+fn concurrent_30(env: &Env) -> Result<(), String> {
+    let started: Vec<_> = (0..30)
+        .map(|_| {
+            start(
+                env,
+                &root(env),
+                Spawn::Clone3,
+                &["-q", "--profile", "small", "--", "cat", "/proc/self/cgroup"],
+            )
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let mut errors = Vec::new();
+    for s in started {
+        let r = match s {
+            Ok(s) => s.finish(),
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let check = r.expect_code(0).and_then(|_| {
+            let cg = v2_line(&r.stdout)?.to_string();
+            expect_agent_cgroup(&cg, env.caller_parent())?;
+            ensure(seen.insert(cg.clone()), || {
+                format!("cgroup {cg} used twice")
+            })
+        });
+        if let Err(e) = check {
+            errors.push(e);
+        }
+    }
+    ensure(errors.is_empty(), || {
+        let first: Vec<_> = errors.iter().take(3).cloned().collect();
+        format!("{} of 30 failed, first: {}", errors.len(), first.join("; "))
+    })
+}
+
+fn hybrid_small_refused(env: &Env) -> Result<(), String> {
+    expect_own_error(
+        env,
+        Spawn::Clone3,
+        &["--profile", "small", "--", "true"],
+        &["systemd.unified_cgroup_hierarchy=1"],
+    )?;
+    let r = run(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &["--profile", "small", "--", "true"],
+    )?;
+    let names = ["memory", "pids", "cpu"];
+    ensure(names.iter().any(|n| r.stderr.contains(n)), || {
+        format!("error names no missing controller: {}", r.show())
+    })
+}
+
+/// Degraded runs keep the exit status and warn about each limit that is not enforced.
+fn expect_degraded(r: &Run, limits: &[&str]) -> Result<(), String> {
+    r.expect_code(7)?;
+    let warnings: String = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("synwire-run: warning:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    ensure(!warnings.is_empty(), || format!("no warning: {}", r.show()))?;
+    for l in limits {
+        ensure(warnings.contains(l), || {
+            format!("warning does not name {l}: {}", r.show())
+        })?;
+    }
+    Ok(())
+}
+
+fn hybrid_allow_degraded(env: &Env) -> Result<(), String> {
+    let args = [
+        "--allow-degraded",
+        "--profile",
+        "small",
+        "--",
+        "sh",
+        "-c",
+        "exit 7",
+    ];
+    let r = run(env, &root(env), Spawn::Clone3, &args)?;
+    expect_degraded(&r, &["memory", "pids", "cpu"])
+}
+
+fn hybrid_required_false(env: &Env) -> Result<(), String> {
+    let path = "/tmp/optional.toml";
+    write_file(
+        path,
+        "[limits]\nmemory = \"512MiB\"\n[cgroup]\nrequired = false\n",
+    )?;
+    let r = run(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &["--profile", path, "--", "sh", "-c", "exit 7"],
+    )?;
+    expect_degraded(&r, &["memory"])
+}
+
+fn hybrid_default_runs(env: &Env) -> Result<(), String> {
+    let r = run(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &[
+            "-q",
+            "--profile",
+            "default",
+            "--",
+            "cat",
+            "/proc/self/cgroup",
+        ],
+    )?;
+    r.expect_code(0)?;
+    let seen = v2_line(&r.stdout)?;
+    expect_agent_cgroup(seen, env.caller_parent())?;
+    ensure(!r.stderr.contains("error"), || {
+        format!("unexpected error: {}", r.show())
+    })
+}
