@@ -1,0 +1,532 @@
+//! The agent's cgroup: find the hierarchy, choose the place, enable the controllers on every level
+//! from the parent down, create the leaf, write the limits, and at the end kill, wait for it to
+//! empty, read the statistics and remove it. Errors always carry the path and name the fix.
+
+pub mod discover;
+pub mod stats;
+
+use std::fs;
+use std::io::{self, ErrorKind};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::profile::Limits;
+use discover::{default_parent, join, Mounts};
+
+pub use stats::CgroupStats;
+
+/// Where agents go below the parent.
+pub const AGENTS_SUBDIR: &str = "synwire/agents";
+
+/// The cgroup v2 hierarchy and our own cgroup in it.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    pub mount: PathBuf,
+    /// Our own cgroup, relative to the mount ("/user.slice/…").
+    pub own: String,
+    /// cgroup v1 controllers bound elsewhere: a hybrid host.
+    pub v1_controllers: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("no cgroup v2 hierarchy is mounted (none in /proc/self/mountinfo); mount one (`mount -t cgroup2 none /sys/fs/cgroup`), boot with systemd.unified_cgroup_hierarchy=1, or run with --allow-degraded")]
+    NoHierarchy,
+    #[error("cannot read {}: {source}; is /proc mounted?", path.display())]
+    Proc { path: PathBuf, source: io::Error },
+    #[error("/proc/self/cgroup has no cgroup v2 (`0::`) line, so synwire-run cannot tell where it runs; boot with systemd.unified_cgroup_hierarchy=1 or run with --allow-degraded")]
+    NoOwnCgroup,
+    #[error("invalid --cgroup-parent `{0}`: give a path below the cgroup2 mount such as /synwire.slice, without `..`")]
+    BadParent(String),
+    #[error("the cgroup parent {} does not exist; create it (and delegate it) or pass an existing --cgroup-parent", path.display())]
+    ParentMissing { path: PathBuf },
+    #[error("the {controllers} controller{plural} needed by {needed_by} {is_are} not available in {} (its cgroup.controllers has: {available}); {fix}",
+        parent.display(), plural = if controllers.contains(' ') { "s" } else { "" },
+        is_are = if controllers.contains(' ') { "are" } else { "is" })]
+    MissingControllers {
+        controllers: String,
+        needed_by: String,
+        parent: PathBuf,
+        available: String,
+        fix: String,
+    },
+    #[error("cannot {op} {}: permission denied; this cgroup is not delegated to uid {uid}: run synwire-run inside a delegated unit (e.g. `systemd-run --user --scope -p Delegate=yes synwire-run …`), pass --cgroup-parent to a cgroup you own, or run with --allow-degraded", path.display())]
+    NotDelegated { op: &'static str, path: PathBuf, uid: u32 },
+    #[error("cannot enable the {controller} controller in {}: that cgroup has processes of its own, and cgroup v2 lets only cgroups without processes pass controllers down; run synwire-run from a cgroup below it (a leaf) or pass --cgroup-parent to a cgroup without processes", path.display())]
+    InternalProcesses { controller: String, path: PathBuf },
+    #[error("cannot set {} to {value}: {source}; {fix}", path.display())]
+    Limit {
+        path: PathBuf,
+        value: String,
+        source: io::Error,
+        fix: String,
+    },
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CgroupError + 'a {
+    move |source| {
+        if source.kind() == ErrorKind::PermissionDenied {
+            CgroupError::NotDelegated {
+                op,
+                path: path.to_path_buf(),
+                uid: nix::unistd::geteuid().as_raw(),
+            }
+        } else {
+            CgroupError::Io {
+                op,
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    }
+}
+
+impl Hierarchy {
+    /// Reads /proc/self/mountinfo and /proc/self/cgroup.
+    pub fn discover() -> Result<Hierarchy, CgroupError> {
+        let read = |p: &str| {
+            fs::read_to_string(p).map_err(|source| CgroupError::Proc {
+                path: p.into(),
+                source,
+            })
+        };
+        let Mounts {
+            cgroup2,
+            v1_controllers,
+        } = discover::parse_mountinfo(&read("/proc/self/mountinfo")?);
+        let mount = cgroup2.ok_or(CgroupError::NoHierarchy)?;
+        let own = discover::parse_own_cgroup(&read("/proc/self/cgroup")?).ok_or(CgroupError::NoOwnCgroup)?;
+        Ok(Hierarchy {
+            mount,
+            own,
+            v1_controllers,
+        })
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        let rel = rel.trim_start_matches('/');
+        if rel.is_empty() {
+            self.mount.clone()
+        } else {
+            self.mount.join(rel)
+        }
+    }
+
+    /// The fix to print when `controllers` are missing in `parent`.
+    fn controller_fix(&self, parent: &str) -> String {
+        let wsl = fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|r| r.to_ascii_lowercase().contains("microsoft"))
+            .unwrap_or(false);
+        let degrade = "or run with --allow-degraded to run without these limits";
+        if !self.v1_controllers.is_empty() {
+            format!(
+                "this host runs cgroups in hybrid mode (controllers bound to cgroup v1: {}), so the cgroup v2 hierarchy at {} has none: boot with systemd.unified_cgroup_hierarchy=1 on the kernel command line, {degrade}",
+                self.v1_controllers.join(" "),
+                self.mount.display()
+            )
+        } else if wsl {
+            format!("on WSL2 enable systemd (`[boot]` `systemd=true` in /etc/wsl.conf, then `wsl --shutdown`) so cgroup v2 gets its controllers, {degrade}")
+        } else if parent.contains("/user@") {
+            format!("delegate them to your user manager with a drop-in /etc/systemd/system/user@.service.d/delegate.conf holding `[Service]` and `Delegate=cpu cpuset io memory pids`, then `systemctl daemon-reload` and log in again, {degrade}")
+        } else {
+            format!("enable them in cgroup.subtree_control of every cgroup above it (under systemd: `Delegate=cpu cpuset io memory pids` in the unit that owns it), pass --cgroup-parent to a cgroup that has them, {degrade}")
+        }
+    }
+}
+
+/// A controller with the limits that need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Controller {
+    Memory,
+    Cpu,
+    Pids,
+}
+
+impl Controller {
+    pub fn name(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory",
+            Controller::Cpu => "cpu",
+            Controller::Pids => "pids",
+        }
+    }
+}
+
+/// Something the profile asked for that this run does not enforce (degraded mode).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unenforced {
+    pub what: String,
+    pub why: String,
+}
+
+/// The request: where to put the agent and what to write there.
+pub struct Request<'a> {
+    pub id: &'a str,
+    pub parent: Option<&'a str>,
+    pub limits: &'a Limits,
+    pub profile: &'a str,
+    /// Run without what cannot be enforced, instead of failing.
+    pub degraded_ok: bool,
+}
+
+/// The agent's own cgroup, alive until [`AgentCgroup::teardown`] (or drop) removes it.
+#[derive(Debug)]
+pub struct AgentCgroup {
+    /// Relative to the mount ("/…/synwire/agents/<uuid>").
+    pub rel: String,
+    pub dir: PathBuf,
+    fd: OwnedFd,
+    /// Controllers enabled for the leaf.
+    pub controllers: Vec<Controller>,
+    pub limits_applied: Limits,
+    removed: bool,
+}
+
+fn tokens(path: &Path) -> Result<Vec<String>, CgroupError> {
+    let text = fs::read_to_string(path).map_err(io_err("read", path))?;
+    Ok(text.split_whitespace().map(str::to_string).collect())
+}
+
+fn write_file(path: &Path, value: &str) -> io::Result<()> {
+    // One write(2) per value: cgroup files take each write as a whole command.
+    use std::io::Write;
+    let mut f = fs::OpenOptions::new().write(true).open(path)?;
+    f.write_all(value.as_bytes())
+}
+
+fn mkdir(path: &Path) -> Result<bool, CgroupError> {
+    match fs::create_dir(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io_err("create", path)(e)),
+    }
+}
+
+/// Enables `c` in `dir`'s cgroup.subtree_control unless it is already there.
+fn enable(dir: &Path, c: Controller) -> Result<(), CgroupError> {
+    let control = dir.join("cgroup.subtree_control");
+    if tokens(&control)?.iter().any(|t| t == c.name()) {
+        return Ok(());
+    }
+    write_file(&control, &format!("+{}", c.name())).map_err(|e| match e.raw_os_error() {
+        Some(libc::EBUSY) => CgroupError::InternalProcesses {
+            controller: c.name().into(),
+            path: dir.to_path_buf(),
+        },
+        _ => io_err("write", &control)(e),
+    })
+}
+
+impl AgentCgroup {
+    /// Creates the agent cgroup with its controllers and limits. Returns what is not enforced
+    /// (only ever non-empty with `degraded_ok`). Checks everything it can before creating anything.
+    pub fn create(h: &Hierarchy, req: &Request) -> Result<(AgentCgroup, Vec<Unenforced>), CgroupError> {
+        let (parent_rel, levels): (String, Vec<String>) = match req.parent {
+            Some(p) => {
+                let p = discover::normalise(p).ok_or_else(|| CgroupError::BadParent(p.into()))?;
+                (p.clone(), vec![p])
+            }
+            None => {
+                let parent = default_parent(&h.own);
+                let synwire = join(&parent, "synwire");
+                let agents = join(&parent, AGENTS_SUBDIR);
+                (parent.clone(), vec![parent, synwire, agents])
+            }
+        };
+        let parent_dir = h.path(&parent_rel);
+        if !parent_dir.is_dir() {
+            return Err(CgroupError::ParentMissing { path: parent_dir });
+        }
+        let available = tokens(&parent_dir.join("cgroup.controllers"))?;
+        let has = |c: Controller| available.iter().any(|t| t == c.name());
+
+        let l = req.limits;
+        let needed: Vec<(Controller, bool)> = [
+            (Controller::Memory, l.needs_memory()),
+            (Controller::Cpu, l.needs_cpu()),
+            (Controller::Pids, l.needs_pids()),
+        ]
+        .into_iter()
+        .collect();
+        let missing: Vec<Controller> = needed.iter().filter(|(c, n)| *n && !has(*c)).map(|(c, _)| *c).collect();
+        let mut unenforced = Vec::new();
+        let mut limits = l.clone();
+        if !missing.is_empty() {
+            let names: Vec<&str> = missing.iter().map(|c| c.name()).collect();
+            if !req.degraded_ok {
+                return Err(CgroupError::MissingControllers {
+                    controllers: names.join(" "),
+                    needed_by: format!("profile `{}`", req.profile),
+                    parent: parent_dir,
+                    available: if available.is_empty() { "nothing".into() } else { available.join(" ") },
+                    fix: h.controller_fix(&parent_rel),
+                });
+            }
+            for c in &missing {
+                let why = format!("the {} controller is not available in {}", c.name(), parent_dir.display());
+                for what in drop_limits(&mut limits, *c) {
+                    unenforced.push(Unenforced { what, why: why.clone() });
+                }
+            }
+        }
+        // Memory and pids are also enabled where available without a limit: they give the
+        // memory peak, OOM events and the tasks peak. cpu only when limited (it costs scheduling).
+        let controllers: Vec<Controller> = needed
+            .iter()
+            .filter(|(c, n)| has(*c) && (*n || *c != Controller::Cpu))
+            .map(|(c, _)| *c)
+            .collect();
+
+        for (i, level) in levels.iter().enumerate() {
+            let dir = h.path(level);
+            if i > 0 {
+                mkdir(&dir)?;
+            }
+            for &c in &controllers {
+                let required = needed.iter().any(|(n, need)| *n == c && *need);
+                match enable(&dir, c) {
+                    Ok(()) => {}
+                    Err(e) if !required => {
+                        tracing::debug!("not accounting {}: {e}", c.name());
+                    }
+                    Err(e) if req.degraded_ok => {
+                        let why = e.to_string();
+                        for what in drop_limits(&mut limits, c) {
+                            unenforced.push(Unenforced { what, why: why.clone() });
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let agents_dir = h.path(levels.last().expect("at least the parent"));
+        let enabled = tokens(&agents_dir.join("cgroup.subtree_control"))?;
+        let controllers: Vec<Controller> = controllers.into_iter().filter(|c| enabled.iter().any(|t| t == c.name())).collect();
+
+        let rel = join(levels.last().expect("at least the parent"), req.id);
+        let dir = h.path(&rel);
+        fs::create_dir(&dir).map_err(io_err("create", &dir))?;
+        let fd = match open_dir(&dir) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = fs::remove_dir(&dir);
+                return Err(e);
+            }
+        };
+        let mut cg = AgentCgroup {
+            rel,
+            dir,
+            fd,
+            controllers,
+            limits_applied: Limits::default(),
+            removed: false,
+        };
+        // From here on, drop removes the leaf on any error.
+        cg.apply_limits(&limits, req.degraded_ok, &mut unenforced)?;
+        cg.limits_applied = limits;
+        Ok((cg, unenforced))
+    }
+
+    fn apply_limits(&self, l: &Limits, degraded_ok: bool, unenforced: &mut Vec<Unenforced>) -> Result<(), CgroupError> {
+        let mut writes: Vec<(&str, String, &str)> = Vec::new();
+        if let Some(m) = l.memory {
+            writes.push(("memory.max", m.to_cgroup(), "limits.memory"));
+            // An OOM kills the whole agent, not one random process in it.
+            writes.push(("memory.oom.group", "1".into(), "limits.memory"));
+        }
+        if let Some(m) = l.memory_high {
+            writes.push(("memory.high", m.to_cgroup(), "limits.memory_high"));
+        }
+        if let Some(m) = l.swap {
+            writes.push(("memory.swap.max", m.to_cgroup(), "limits.swap"));
+        }
+        if let Some(c) = l.cpu_max() {
+            writes.push(("cpu.max", c, "limits.cpu"));
+        }
+        if let Some(w) = l.cpu_weight {
+            writes.push(("cpu.weight", w.to_string(), "limits.cpu_weight"));
+        }
+        if let Some(p) = l.pids {
+            writes.push(("pids.max", p.to_string(), "limits.pids"));
+        }
+        for (file, value, key) in writes {
+            let path = self.dir.join(file);
+            if let Err(source) = write_file(&path, &value) {
+                let fix = match file {
+                    "memory.swap.max" if source.kind() == ErrorKind::NotFound => {
+                        "this kernel does not account swap: boot with swapaccount=1 (or a kernel with CONFIG_MEMCG_SWAP), or remove limits.swap".to_string()
+                    }
+                    _ => format!("check the value of {key}, or run with --allow-degraded"),
+                };
+                let err = CgroupError::Limit { path, value: value.clone(), source, fix };
+                if degraded_ok {
+                    unenforced.push(Unenforced { what: format!("{file} = {value}"), why: err.to_string() });
+                } else {
+                    return Err(err);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An fd of the cgroup directory, for clone3(CLONE_INTO_CGROUP).
+    pub fn dir_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Moves `pid` in (the fork fallback).
+    pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
+        let path = self.dir.join("cgroup.procs");
+        write_file(&path, &pid.to_string()).map_err(io_err("write", &path))
+    }
+
+    pub fn has(&self, c: Controller) -> bool {
+        self.controllers.contains(&c)
+    }
+
+    /// Kills everything in the cgroup: cgroup.kill where the kernel has it (5.14+), else freeze,
+    /// SIGKILL every process listed, thaw, until none is left.
+    pub fn kill_all(&self) -> Result<(), CgroupError> {
+        let kill = self.dir.join("cgroup.kill");
+        match write_file(&kill, "1") {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("write", &kill)(e)),
+        }
+        let freeze = self.dir.join("cgroup.freeze");
+        let frozen = write_file(&freeze, "1").is_ok();
+        let procs = self.dir.join("cgroup.procs");
+        for _ in 0..1000 {
+            let pids = fs::read_to_string(&procs).map_err(io_err("read", &procs))?;
+            let pids: Vec<i32> = pids.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+            if !frozen {
+                std::thread::yield_now();
+            }
+        }
+        if frozen {
+            let _ = write_file(&freeze, "0");
+        }
+        Ok(())
+    }
+
+    /// True once cgroup.events says `populated 0`.
+    pub fn is_empty(&self) -> Result<bool, CgroupError> {
+        let events = self.dir.join("cgroup.events");
+        let text = fs::read_to_string(&events).map_err(io_err("read", &events))?;
+        Ok(stats::key_value(&text, "populated") == Some(0))
+    }
+
+    /// Waits until the cgroup is empty, calling `reap` between checks (our own children must be
+    /// reaped by us). Gives up after `limit`.
+    pub fn wait_empty(&self, limit: Duration, mut reap: impl FnMut()) -> Result<bool, CgroupError> {
+        let start = Instant::now();
+        let events = self.dir.join("cgroup.events");
+        let file = fs::File::open(&events).map_err(io_err("open", &events))?;
+        loop {
+            reap();
+            if self.is_empty()? {
+                return Ok(true);
+            }
+            let left = limit.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            // cgroup.events signals a change with POLLPRI; re-check at least every 20 ms so our
+            // children are reaped while we wait.
+            crate::sys::poll_pri(file.as_raw_fd(), left.min(Duration::from_millis(20)));
+        }
+    }
+
+    pub fn stats(&self) -> CgroupStats {
+        CgroupStats::read(&self.dir, self)
+    }
+
+    /// Removes the (empty) cgroup, retrying on EBUSY for a bounded time.
+    pub fn remove(&mut self) -> Result<(), CgroupError> {
+        let mut delay = Duration::from_millis(1);
+        let start = Instant::now();
+        loop {
+            match fs::remove_dir(&self.dir) {
+                Ok(()) => {
+                    self.removed = true;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    self.removed = true;
+                    return Ok(());
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < Duration::from_secs(5) => {
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_millis(100));
+                }
+                Err(e) => return Err(io_err("remove", &self.dir)(e)),
+            }
+        }
+    }
+}
+
+impl Drop for AgentCgroup {
+    /// The safety net for error paths: kill and remove whatever is left.
+    fn drop(&mut self) {
+        if !self.removed {
+            let _ = self.kill_all();
+            let _ = self.wait_empty(Duration::from_secs(2), || crate::sys::reap_any());
+            let _ = self.remove();
+        }
+    }
+}
+
+fn open_dir(dir: &Path) -> Result<OwnedFd, CgroupError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+        .map(OwnedFd::from)
+        .map_err(io_err("open", dir))
+}
+
+/// Clears the limits that need `c`, returning their descriptions.
+fn drop_limits(l: &mut Limits, c: Controller) -> Vec<String> {
+    let mut out = Vec::new();
+    match c {
+        Controller::Memory => {
+            if let Some(m) = l.memory.take() {
+                out.push(format!("memory limit {m} (memory.max)"));
+            }
+            if let Some(m) = l.memory_high.take() {
+                out.push(format!("memory.high {m}"));
+            }
+            if let Some(m) = l.swap.take() {
+                out.push(format!("swap limit {m} (memory.swap.max)"));
+            }
+        }
+        Controller::Cpu => {
+            if let Some(cpu) = l.cpu.take() {
+                out.push(format!("CPU limit {cpu} CPUs (cpu.max)"));
+            }
+            if let Some(w) = l.cpu_weight.take() {
+                out.push(format!("cpu.weight {w}"));
+            }
+        }
+        Controller::Pids => {
+            if let Some(p) = l.pids.take() {
+                out.push(format!("tasks limit {p} (pids.max)"));
+            }
+        }
+    }
+    out
+}

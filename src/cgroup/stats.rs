@@ -1,0 +1,74 @@
+//! Reading the agent cgroup's final statistics: cpu.stat, memory.peak, memory.events, pids.peak.
+//! A value the kernel cannot give (memory.peak before 5.19, pids.peak before 6.1, a controller
+//! that is not enabled) is None, never a guess.
+
+use std::fs;
+use std::path::Path;
+
+use super::{AgentCgroup, Controller};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupStats {
+    pub cpu_usage_us: Option<u64>,
+    pub cpu_user_us: Option<u64>,
+    pub cpu_system_us: Option<u64>,
+    pub cpu_nr_throttled: Option<u64>,
+    pub cpu_throttled_us: Option<u64>,
+    pub memory_peak_bytes: Option<u64>,
+    pub oom_kills: Option<u64>,
+    pub pids_peak: Option<u64>,
+}
+
+/// The value of `key` in a flat-keyed file ("usage_usec 1234\n…").
+pub fn key_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+fn read_single(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+impl CgroupStats {
+    pub(super) fn read(dir: &Path, cg: &AgentCgroup) -> CgroupStats {
+        let mut s = CgroupStats::default();
+        if let Ok(cpu) = fs::read_to_string(dir.join("cpu.stat")) {
+            s.cpu_usage_us = key_value(&cpu, "usage_usec");
+            s.cpu_user_us = key_value(&cpu, "user_usec");
+            s.cpu_system_us = key_value(&cpu, "system_usec");
+            if cg.has(Controller::Cpu) {
+                s.cpu_nr_throttled = key_value(&cpu, "nr_throttled");
+                s.cpu_throttled_us = key_value(&cpu, "throttled_usec");
+            }
+        }
+        if cg.has(Controller::Memory) {
+            s.memory_peak_bytes = read_single(&dir.join("memory.peak"));
+            s.oom_kills = fs::read_to_string(dir.join("memory.events"))
+                .ok()
+                .and_then(|t| key_value(&t, "oom_kill"));
+        }
+        if cg.has(Controller::Pids) {
+            s.pids_peak = read_single(&dir.join("pids.peak"));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_keyed_files() {
+        let cpu = "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 4\nnr_throttled 2\nthrottled_usec 77\n";
+        assert_eq!(key_value(cpu, "usage_usec"), Some(1500));
+        assert_eq!(key_value(cpu, "nr_throttled"), Some(2));
+        assert_eq!(key_value(cpu, "throttled_usec"), Some(77));
+        assert_eq!(key_value(cpu, "usage"), None);
+        let events = "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 1\n";
+        assert_eq!(key_value(events, "oom_kill"), Some(1));
+        assert_eq!(key_value("populated 0\nfrozen 0\n", "populated"), Some(0));
+    }
+}

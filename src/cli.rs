@@ -1,0 +1,64 @@
+//! The command line (clap derive only; no system calls here).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser};
+
+/// Run a command inside its own cgroup v2 with the limits of a profile, report its resource use,
+/// and leave nothing behind.
+#[derive(Debug, Parser)]
+#[command(
+    name = "synwire-run",
+    version,
+    override_usage = "synwire-run [OPTIONS] -- COMMAND [ARGS]...",
+    after_help = "Exit status: the command's own; 128+N if it died of signal N (137 with an OOM report); \
+124 on timeout; 125 if synwire-run itself failed; 126 if the command could not be executed; 127 if it was not found."
+)]
+pub struct Cli {
+    /// A built-in profile (default, small, medium, large) or a TOML file (a path containing `/` or
+    /// ending in `.toml`).
+    #[arg(short, long, value_name = "NAME|PATH", default_value = "default")]
+    pub profile: String,
+
+    /// Memory limit (memory.max), e.g. 512MiB or 2G; overrides the profile.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+
+    /// CPU limit in CPUs' worth of time (cpu.max), e.g. 0.5; overrides the profile.
+    #[arg(long, value_name = "CPUS")]
+    pub cpu: Option<String>,
+
+    /// Maximum number of tasks (pids.max); overrides the profile.
+    #[arg(long, value_name = "N")]
+    pub pids: Option<String>,
+
+    /// Wall-clock limit, e.g. 90s or 30m; overrides the profile.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Also write the final statistics as one JSON object to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub stats_file: Option<PathBuf>,
+
+    /// No human summary at the end.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Diagnostics on stderr (-v debug, -vv trace); SYNWIRE_LOG takes a tracing filter.
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Place the agent cgroup directly under this cgroup (relative to the cgroup2 mount) instead
+    /// of `<parent of our cgroup>/synwire/agents`.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
+
+    /// Run even where the limits cannot be enforced, with a warning naming each one.
+    #[arg(long)]
+    pub allow_degraded: bool,
+
+    /// The command and its arguments, after `--`; looked up in PATH as a shell would.
+    #[arg(last = true, required = true, value_name = "COMMAND", value_parser = clap::value_parser!(OsString))]
+    pub command: Vec<OsString>,
+}

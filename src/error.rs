@@ -1,0 +1,38 @@
+//! The top-level error: one variant per layer, and the exit code each maps to.
+
+use std::path::PathBuf;
+
+use crate::cgroup::CgroupError;
+use crate::profile::ProfileError;
+use crate::spawn::SpawnError;
+
+/// synwire-run's own failures: all exit 125. (The agent's exec failures are outcomes, 126/127.)
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error("cannot set up signal handling: {0}")]
+    Signals(std::io::Error),
+    #[error("cannot write the statistics to {}: {source}; check that its directory exists and is writable", path.display())]
+    StatsFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Exit code for synwire-run's own errors.
+pub const EXIT_OWN_ERROR: i32 = 125;
+/// Exit code on timeout, as timeout(1).
+pub const EXIT_TIMEOUT: i32 = 124;
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        EXIT_OWN_ERROR
+    }
+}

@@ -1,0 +1,273 @@
+//! synwire-run: launch a program inside its own cgroup v2 with the limits of a profile, report
+//! exactly what it used, and leave nothing behind.
+//!
+//! The architecture, in the order a run goes through it:
+//! - [`profile`] reads and validates the TOML profile and the command-line overrides;
+//! - [`plan`] resolves everything the child needs before fork (program path, argv, envp);
+//! - [`cgroup`] finds the hierarchy and our place, enables controllers from the parent down,
+//!   creates `<parent>/synwire/agents/<uuid>` with its limits, and later kills, reads, removes;
+//! - [`spawn`] starts the agent inside that cgroup (clone3 CLONE_INTO_CGROUP, or fork plus a
+//!   cgroup.procs handshake), with only async-signal-safe code between fork and execve;
+//! - [`supervise`] forwards signals through a pidfd, reaps, and enforces the timeout;
+//! - [`report`] prints the summary and writes the JSON statistics.
+//!
+//! All unsafe code is in [`sys`]. Unit tests cover parsing and placement rules; the behaviour on
+//! real kernels (5.10, 6.1, 6.12) is tested by the VM suite in tests/vm.
+
+pub mod cgroup;
+pub mod cli;
+pub mod error;
+pub mod log;
+pub mod plan;
+pub mod profile;
+pub mod report;
+pub mod spawn;
+pub mod supervise;
+pub mod sys;
+
+use std::time::{Duration, Instant};
+
+use cgroup::{AgentCgroup, CgroupStats, Hierarchy, Request, Unenforced};
+pub use cli::Cli;
+pub use error::Error;
+use error::EXIT_TIMEOUT;
+use plan::{ExecFailure, ExecPlan};
+use profile::{Overrides, Profile};
+use report::{Outcome, Stats};
+use spawn::Spawned;
+use supervise::{Signals, Status};
+
+/// How long teardown waits for a killed cgroup to empty before it gives up with a warning.
+const EMPTY_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs the command the CLI describes; returns the exit code synwire-run should exit with.
+pub fn run(cli: &Cli) -> Result<i32, Error> {
+    let overrides = Overrides {
+        memory: cli.memory.clone(),
+        cpu: cli.cpu.clone(),
+        pids: cli.pids.clone(),
+        timeout: cli.timeout.clone(),
+    };
+    let profile = profile::load(&cli.profile, &overrides)?;
+    if let Some(path) = &cli.stats_file {
+        check_stats_path(path)?;
+    }
+    let id = uuid::Uuid::new_v4().hyphenated().to_string();
+    let mut stats = base_stats(&id, &profile, cli);
+
+    let plan = match ExecPlan::new(cli.command.clone(), std::env::vars_os().collect()) {
+        Ok(plan) => plan,
+        // Not found or not executable: nothing has been created yet.
+        Err(failure) => return finish(cli, exec_failed(stats, failure, Duration::ZERO)),
+    };
+
+    let signals = Signals::block().map_err(Error::Signals)?;
+    if let Err(e) = sys::set_child_subreaper() {
+        tracing::debug!("cannot become a subreaper: {e}");
+    }
+    let degraded_ok = cli.allow_degraded || !profile.cgroup_required;
+    let (mut cgroup, unenforced) = setup_cgroup(&profile, cli, &id, degraded_ok)?;
+    for u in &unenforced {
+        tracing::warn!("not enforced: {}: {}", u.what, u.why);
+    }
+    stats.unenforced = unenforced;
+    stats.cgroup = cgroup.as_ref().map(|c| c.rel.clone());
+    if let Some(c) = &cgroup {
+        stats.memory_limit_bytes = c.limits_applied.memory.and_then(|m| m.bytes());
+        stats.pids_limit = c.limits_applied.pids;
+        stats.cpu_limit = c.limits_applied.cpu;
+    }
+    if let Some(sig) = signals.pending_termination() {
+        tracing::warn!("{} arrived before the agent started; not starting it", profile::signal_name(sig));
+        if let Some(cg) = cgroup.as_mut() {
+            teardown(cg);
+        }
+        return Ok(128 + sig);
+    }
+
+    let start = Instant::now();
+    let force_fork = std::env::var_os("SYNWIRE_SPAWN").is_some_and(|v| v == "fork");
+    let child = match spawn::spawn(&plan, cgroup.as_ref(), signals.old_mask(), force_fork)? {
+        Spawned::Running(child) => child,
+        Spawned::ExecFailed(failure) => {
+            let wall = start.elapsed();
+            if let Some(cg) = cgroup.as_mut() {
+                teardown(cg);
+            }
+            return finish(cli, exec_failed(stats, failure, wall));
+        }
+    };
+    tracing::debug!("agent {} started as pid {} ({:?}) in {:?}", id, child.pid, child.mode, stats.cgroup);
+    stats.spawn = Some(child.mode);
+
+    let exit = supervise::supervise(&child, &signals, profile.limits.timeout, &profile.stop, cgroup.as_ref(), start);
+    stats.wall_time_us = exit.ended.duration_since(start).as_micros() as u64;
+    let (cg, leftovers) = match cgroup.as_mut() {
+        Some(cg) => teardown(cg),
+        None => (CgroupStats::default(), None),
+    };
+    drop(cgroup);
+
+    stats.leftover_processes = leftovers;
+    let rusage_cpu = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    stats.cpu_user_us = cg.cpu_user_us.or(Some(rusage_cpu(exit.rusage.ru_utime)));
+    stats.cpu_system_us = cg.cpu_system_us.or(Some(rusage_cpu(exit.rusage.ru_stime)));
+    stats.cpu_usage_us = cg.cpu_usage_us.or(Some(stats.cpu_user_us.unwrap_or(0) + stats.cpu_system_us.unwrap_or(0)));
+    stats.cpu_throttled_us = cg.cpu_throttled_us;
+    stats.cpu_nr_throttled = cg.cpu_nr_throttled;
+    (stats.memory_peak_bytes, stats.memory_peak_source) = match cg.memory_peak_bytes {
+        Some(p) => (Some(p), Some("memory.peak")),
+        None => (Some(exit.rusage.ru_maxrss as u64 * 1024), Some("rusage")),
+    };
+    stats.oom_kills = cg.oom_kills;
+    stats.pids_peak = cg.pids_peak;
+
+    let oom = cg.oom_kills.unwrap_or(0) > 0;
+    (stats.outcome, stats.exit_code, stats.signal) = match exit.status {
+        Status::Signaled(s) if exit.timed_out => (Outcome::TimedOut, EXIT_TIMEOUT, Some(s)),
+        Status::Exited(_) if exit.timed_out => (Outcome::TimedOut, EXIT_TIMEOUT, None),
+        Status::Signaled(libc::SIGKILL) if oom => (Outcome::OomKilled, 128 + libc::SIGKILL, Some(libc::SIGKILL)),
+        Status::Signaled(s) => (Outcome::Signaled, 128 + s, Some(s)),
+        Status::Exited(c) => (Outcome::Exited, c, None),
+    };
+    stats.signal_name = stats.signal.map(profile::signal_name);
+    finish(cli, stats)
+}
+
+fn base_stats(id: &str, profile: &Profile, cli: &Cli) -> Stats {
+    Stats {
+        id: id.to_string(),
+        profile: profile.name.clone(),
+        cgroup: None,
+        command: cli.command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+        outcome: Outcome::ExecFailed,
+        exit_code: 0,
+        signal: None,
+        signal_name: None,
+        wall_time_us: 0,
+        cpu_usage_us: None,
+        cpu_user_us: None,
+        cpu_system_us: None,
+        cpu_throttled_us: None,
+        cpu_nr_throttled: None,
+        cpu_limit: None,
+        memory_peak_bytes: None,
+        memory_peak_source: None,
+        memory_limit_bytes: None,
+        oom_kills: None,
+        pids_peak: None,
+        pids_limit: None,
+        leftover_processes: None,
+        spawn: None,
+        unenforced: Vec::new(),
+        error: None,
+    }
+}
+
+fn exec_failed(mut stats: Stats, failure: ExecFailure, wall: Duration) -> Stats {
+    tracing::error!("{}", failure.message);
+    stats.outcome = Outcome::ExecFailed;
+    stats.exit_code = failure.code;
+    stats.wall_time_us = wall.as_micros() as u64;
+    stats.error = Some(failure.message);
+    stats
+}
+
+/// Prints the summary, writes the statistics file, returns the exit code.
+fn finish(cli: &Cli, stats: Stats) -> Result<i32, Error> {
+    if !cli.quiet {
+        eprint!("{}", stats.human());
+    }
+    if let Some(path) = &cli.stats_file {
+        stats.write_json(path).map_err(|source| Error::StatsFile {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(stats.exit_code)
+}
+
+fn check_stats_path(path: &std::path::Path) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(Error::StatsFile {
+            path: path.to_path_buf(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })
+    }
+}
+
+/// Creates the agent cgroup, or (degraded) says what runs unenforced without it.
+fn setup_cgroup(
+    profile: &Profile,
+    cli: &Cli,
+    id: &str,
+    degraded_ok: bool,
+) -> Result<(Option<AgentCgroup>, Vec<Unenforced>), Error> {
+    let created = Hierarchy::discover().and_then(|h| {
+        AgentCgroup::create(
+            &h,
+            &Request {
+                id,
+                parent: cli.cgroup_parent.as_deref(),
+                limits: &profile.limits,
+                profile: &profile.name,
+                degraded_ok,
+            },
+        )
+    });
+    match created {
+        Ok((cg, unenforced)) => Ok((Some(cg), unenforced)),
+        Err(e) if degraded_ok => {
+            let why = e.to_string();
+            let mut out = vec![Unenforced {
+                what: "the agent's cgroup (its leftover processes are neither tracked nor killed)".into(),
+                why: why.clone(),
+            }];
+            let l = &profile.limits;
+            let limits = [
+                l.memory.map(|m| format!("memory limit {m}")),
+                l.memory_high.map(|m| format!("memory.high {m}")),
+                l.swap.map(|m| format!("swap limit {m}")),
+                l.cpu.map(|c| format!("CPU limit {c} CPUs")),
+                l.cpu_weight.map(|w| format!("cpu.weight {w}")),
+                l.pids.map(|p| format!("tasks limit {p}")),
+            ];
+            out.extend(limits.into_iter().flatten().map(|what| Unenforced { what, why: "no cgroup".into() }));
+            Ok((None, out))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Kills what the agent left behind, waits for the cgroup to empty, reads the statistics and
+/// removes the cgroup. Returns the statistics and how many processes were left behind.
+fn teardown(cg: &mut AgentCgroup) -> (CgroupStats, Option<u64>) {
+    let left = std::fs::read_to_string(cg.dir.join("cgroup.procs"))
+        .map(|t| t.lines().count() as u64)
+        .ok();
+    if left != Some(0) || !cg.is_empty().unwrap_or(false) {
+        if let Err(e) = cg.kill_all() {
+            tracing::warn!("{e}");
+        }
+    }
+    match cg.wait_empty(EMPTY_WAIT, sys::reap_any) {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "processes in {} did not exit within {}s of SIGKILL (stuck in the kernel?); the cgroup may stay behind",
+            cg.dir.display(),
+            EMPTY_WAIT.as_secs()
+        ),
+        Err(e) => tracing::warn!("{e}"),
+    }
+    let stats = cg.stats();
+    if let Err(e) = cg.remove() {
+        tracing::warn!("{e}; remove it with `rmdir {}` once it is empty", cg.dir.display());
+    }
+    (stats, left)
+}

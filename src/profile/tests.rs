@@ -1,0 +1,167 @@
+use super::*;
+
+fn err(text: &str) -> String {
+    parse("t", "/p/t.toml", text).unwrap_err().to_string()
+}
+
+#[test]
+fn builtins_parse_with_their_documented_limits() {
+    for (name, _) in BUILTINS {
+        load(name, &Overrides::default()).unwrap();
+    }
+    let small = load("small", &Overrides::default()).unwrap();
+    assert_eq!(small.limits.memory, Some(Size::Bytes(512 << 20)));
+    assert_eq!(small.limits.cpu_max().as_deref(), Some("50000 100000"));
+    assert_eq!(small.limits.pids, Some(64));
+    let medium = load("medium", &Overrides::default()).unwrap();
+    assert_eq!(medium.limits.memory, Some(Size::Bytes(2 << 30)));
+    assert_eq!(medium.limits.cpu_max().as_deref(), Some("100000 100000"));
+    assert_eq!(medium.limits.pids, Some(256));
+    let large = load("large", &Overrides::default()).unwrap();
+    assert_eq!(large.limits.memory, Some(Size::Bytes(8 << 30)));
+    assert_eq!(large.limits.cpu_max().as_deref(), Some("200000 100000"));
+    assert_eq!(large.limits.pids, Some(1024));
+    let default = load("default", &Overrides::default()).unwrap();
+    assert_eq!(default.limits, Limits::default());
+    assert!(default.cgroup_required);
+}
+
+#[test]
+fn the_documented_example_parses() {
+    let p = parse(
+        "x",
+        "x.toml",
+        r#"
+description = "Interactive coding agent"
+[limits]
+memory = "512MiB"      # memory.max
+memory_high = "448MiB"
+swap = "0"
+cpu = 0.5
+cpu_weight = 100
+pids = 64
+timeout = "30m"
+[stop]
+signal = "SIGTERM"
+grace = "10s"
+[cgroup]
+required = true
+"#,
+    )
+    .unwrap();
+    assert_eq!(p.description.as_deref(), Some("Interactive coding agent"));
+    assert_eq!(p.limits.memory_high, Some(Size::Bytes(448 << 20)));
+    assert_eq!(p.limits.swap, Some(Size::Bytes(0)));
+    assert_eq!(p.limits.cpu_weight, Some(100));
+    assert_eq!(p.limits.timeout, Some(Duration::from_secs(1800)));
+    assert_eq!(p.stop.signal, libc::SIGTERM);
+    assert_eq!(p.stop.grace, Duration::from_secs(10));
+}
+
+#[test]
+fn synwire_library_aliases() {
+    let p = parse(
+        "x",
+        "x.toml",
+        "[limits]\nmemory_bytes = 1073741824\ncpu_quota = 0.25\nmax_pids = 10\nexec_timeout_secs = 60\n",
+    )
+    .unwrap();
+    assert_eq!(p.limits.memory, Some(Size::Bytes(1 << 30)));
+    assert_eq!(p.limits.cpu_max().as_deref(), Some("25000 100000"));
+    assert_eq!(p.limits.pids, Some(10));
+    assert_eq!(p.limits.timeout, Some(Duration::from_secs(60)));
+    let e = err("[limits]\nmemory = \"1G\"\nmemory_bytes = 5000000\n");
+    assert!(e.contains("/p/t.toml:3:16") && e.contains("limits.memory_bytes") && e.contains("keep one"), "{e}");
+}
+
+#[test]
+fn unknown_key_names_file_line_column_and_key() {
+    let e = err("description = \"x\"\n[limits]\nmemroy = \"1G\"\n");
+    assert!(e.starts_with("invalid profile /p/t.toml:3:1:"), "{e}");
+    assert!(e.contains("unknown key `limits.memroy`"), "{e}");
+    assert!(e.contains("`memory`"), "lists the allowed keys: {e}");
+    let e = err("[limts]\nmemory = 1\n");
+    assert!(e.contains(":1:2:") && e.contains("`limts`"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let e = err("[limits]\npids = \"many\"\n");
+    assert!(e.contains("/p/t.toml:2:8") && e.contains("`limits.pids`") && e.contains("whole number"), "{e}");
+    let e = err("[limits]\ncpu = \"half\"\n");
+    assert!(e.contains("`limits.cpu`") && e.contains("0.5"), "{e}");
+    let e = err("[cgroup]\nrequired = \"yes\"\n");
+    assert!(e.contains(":2:12:") && e.contains("`cgroup.required`"), "{e}");
+    let e = err("description = 5\n");
+    assert!(e.contains("`description`") && e.contains("string"), "{e}");
+}
+
+#[test]
+fn out_of_range_values() {
+    for (text, key, col) in [
+        ("[limits]\ncpu_weight = 20000\n", "limits.cpu_weight", 14),
+        ("[limits]\ncpu = 0\n", "limits.cpu", 7),
+        ("[limits]\npids = 0\n", "limits.pids", 8),
+        ("[limits]\nmemory = \"512\"\n", "limits.memory", 10),
+        ("[limits]\nmemory = \"12Q\"\n", "limits.memory", 10),
+        ("[limits]\ntimeout = \"0s\"\n", "limits.timeout", 11),
+        ("[limits]\ntimeout = \"soon\"\n", "limits.timeout", 11),
+        ("[limits]\nmemory = \"1G\"\nmemory_high = \"2G\"\n", "limits.memory_high", 15),
+        ("[stop]\nsignal = \"SIGFOO\"\n", "stop.signal", 10),
+        ("[stop]\ngrace = -1\n", "stop.grace", 9),
+    ] {
+        let e = err(text);
+        let line = text.lines().count();
+        assert!(e.contains(&format!("/p/t.toml:{line}:{col}:")), "{text:?}: {e}");
+        assert!(e.contains(&format!("`{key}`")), "{text:?}: {e}");
+    }
+    assert!(err("[limits]\nmemory = \"512\"\n").contains("\"512MiB\""));
+}
+
+#[test]
+fn syntax_errors_have_positions() {
+    let e = err("[limits\n");
+    assert!(e.contains("/p/t.toml:1:8") && e.contains("not valid TOML"), "{e}");
+}
+
+#[test]
+fn overrides_replace_profile_limits_and_are_validated() {
+    let o = Overrides {
+        memory: Some("1GiB".into()),
+        cpu: Some("1.5".into()),
+        pids: Some("32".into()),
+        timeout: Some("90s".into()),
+    };
+    let p = load("small", &o).unwrap();
+    assert_eq!(p.limits.memory, Some(Size::Bytes(1 << 30)));
+    assert_eq!(p.limits.cpu_max().as_deref(), Some("150000 100000"));
+    assert_eq!(p.limits.pids, Some(32));
+    assert_eq!(p.limits.timeout, Some(Duration::from_secs(90)));
+    for (o, flag) in [
+        (Overrides { memory: Some("lots".into()), ..Default::default() }, "--memory `lots`"),
+        (Overrides { cpu: Some("-1".into()), ..Default::default() }, "--cpu `-1`"),
+        (Overrides { pids: Some("0".into()), ..Default::default() }, "--pids `0`"),
+        (Overrides { timeout: Some("x".into()), ..Default::default() }, "--timeout `x`"),
+    ] {
+        let e = load("default", &o).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("invalid {flag}")), "{e}");
+    }
+}
+
+#[test]
+fn unknown_profile_and_missing_file() {
+    let e = load("smal", &Overrides::default()).unwrap_err().to_string();
+    assert!(e.contains("`smal`") && e.contains("default, small, medium, large"), "{e}");
+    let e = load("/nonexistent/p.toml", &Overrides::default()).unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/p.toml") && e.contains("No such file"), "{e}");
+    assert!(is_path("./x") && is_path("x.toml") && !is_path("small"));
+}
+
+#[test]
+fn signals() {
+    assert_eq!(signal_number("SIGTERM"), Some(libc::SIGTERM));
+    assert_eq!(signal_number("int"), Some(libc::SIGINT));
+    assert_eq!(signal_number("9"), Some(9));
+    assert_eq!(signal_number("SIGNOPE"), None);
+    assert_eq!(signal_name(libc::SIGKILL), "SIGKILL");
+}

@@ -1,0 +1,273 @@
+//! The thin unsafe layer: every raw system call synwire-run makes that nix does not wrap safely.
+//! Each function is one call (man page named), each unsafe block says why it is sound. The
+//! functions marked "async-signal-safe" are the only ones the child may call between fork and
+//! execve: they make one raw syscall each, allocate nothing, take no lock.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::raw::c_char;
+use std::time::Duration;
+
+/// A NULL-terminated `char *[]` built before fork, with the strings it points into.
+pub struct CArgv {
+    strings: Vec<CString>,
+    ptrs: Vec<*const c_char>,
+}
+
+impl CArgv {
+    pub fn new(strings: Vec<CString>) -> CArgv {
+        // CString's buffer lives on the heap, so the pointers stay valid when `strings` moves.
+        let mut ptrs: Vec<*const c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        CArgv { strings, ptrs }
+    }
+
+    pub fn as_ptr(&self) -> *const *const c_char {
+        self.ptrs.as_ptr()
+    }
+
+    pub fn strings(&self) -> &[CString] {
+        &self.strings
+    }
+}
+
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `struct clone_args` of clone3(2), version 2 (with `cgroup`, Linux 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+pub enum Forked {
+    Child,
+    Parent { pid: i32, pidfd: Option<OwnedFd> },
+}
+
+/// clone3(2) with CLONE_PIDFD, and CLONE_INTO_CGROUP when `cgroup` is given: a fork whose child
+/// starts life inside that cgroup.
+///
+/// # Safety
+/// As fork(2): the process must be single-threaded, and the child may only make
+/// async-signal-safe calls until it execs or exits.
+pub unsafe fn clone3(cgroup: Option<RawFd>) -> io::Result<Forked> {
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: CLONE_PIDFD,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    // SAFETY: `args` is a valid clone_args of the size passed, `pidfd` outlives the call; with no
+    // stack given the child runs on a copy of ours, like fork. The caller upholds fork's rules.
+    let ret = check(unsafe {
+        libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
+    })?;
+    if ret == 0 {
+        return Ok(Forked::Child);
+    }
+    // SAFETY: the kernel stored a new, owned pidfd for the child (CLONE_PIDFD).
+    let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
+    Ok(Forked::Parent { pid: ret as i32, pidfd })
+}
+
+/// fork(2), for kernels or sandboxes without clone3.
+///
+/// # Safety
+/// As fork(2): single-threaded caller; the child makes only async-signal-safe calls.
+pub unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: raw fork; the caller upholds its rules.
+    let pid = check(unsafe { libc::fork() } as libc::c_long)?;
+    Ok(if pid == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent { pid: pid as i32, pidfd: None }
+    })
+}
+
+/// pidfd_open(2) (Linux 5.3).
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments; on success it returns a new fd we own.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// pidfd_send_signal(2) (Linux 5.1): signals exactly the process the pidfd refers to, never a
+/// reused PID.
+pub fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall; a NULL siginfo means "as kill(2)".
+    check(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null::<libc::siginfo_t>(), 0) })?;
+    Ok(())
+}
+
+/// A child's end: the raw wait status and its resource usage.
+pub struct Reaped {
+    pub pid: i32,
+    pub status: i32,
+    pub rusage: libc::rusage,
+}
+
+/// wait4(-1, WNOHANG): one exited child, if any.
+pub fn wait_any_nohang() -> Option<Reaped> {
+    let mut status = 0;
+    // SAFETY: rusage is plain data; zeroed is a valid value.
+    let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for writes for the duration of the call.
+    let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut rusage) };
+    (pid > 0).then_some(Reaped { pid, status, rusage })
+}
+
+/// Reaps every exited child, discarding what they return.
+pub fn reap_any() {
+    while wait_any_nohang().is_some() {}
+}
+
+/// prctl(PR_SET_CHILD_SUBREAPER): orphans of the agent become our children, so we reap them.
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: integer-only prctl.
+    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } as libc::c_long)?;
+    Ok(())
+}
+
+/// poll(2) for POLLIN on `fd`, up to `timeout` (None: forever). True when readable.
+pub fn poll_in(fd: RawFd, timeout: Option<Duration>) -> bool {
+    poll_one(fd, libc::POLLIN, timeout)
+}
+
+/// poll(2) for POLLPRI (a kernfs file changed), up to `timeout`.
+pub fn poll_pri(fd: RawFd, timeout: Duration) -> bool {
+    poll_one(fd, libc::POLLPRI, Some(timeout))
+}
+
+fn poll_one(fd: RawFd, events: libc::c_short, timeout: Option<Duration>) -> bool {
+    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
+    let mut p = libc::pollfd { fd, events, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut p, 1, ms) };
+    n > 0 && p.revents & (events | libc::POLLERR) != 0
+}
+
+/// The signals pending for this process (blocked ones that arrived).
+pub fn pending_signals() -> Vec<i32> {
+    // SAFETY: sigset_t is plain data; sigpending fills it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a sigset_t.
+    if unsafe { libc::sigpending(&mut set) } != 0 {
+        return Vec::new();
+    }
+    // SAFETY: `set` was initialised by sigpending.
+    (1..32).filter(|&s| unsafe { libc::sigismember(&set, s) } == 1).collect()
+}
+
+// ---- async-signal-safe calls for the child between fork and execve ---------------------------
+
+pub mod child {
+    use super::*;
+
+    /// prctl(PR_SET_PDEATHSIG).
+    pub fn set_parent_death_signal(sig: i32) {
+        // SAFETY: integer-only prctl; async-signal-safe.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
+    }
+
+    pub fn getppid() -> i32 {
+        // SAFETY: no arguments; cannot fail.
+        unsafe { libc::getppid() }
+    }
+
+    /// Default disposition for `sig` (Rust's runtime ignores SIGPIPE; the agent must not inherit that).
+    pub fn default_signal(sig: i32) {
+        // SAFETY: SIG_DFL is always a valid handler; signal(2) via sigaction is async-signal-safe.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+
+    /// sigprocmask(SIG_SETMASK, mask).
+    pub fn set_signal_mask(mask: &libc::sigset_t) {
+        // SAFETY: `mask` is a valid initialised sigset_t.
+        unsafe { libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
+    }
+
+    pub fn close(fd: RawFd) {
+        // SAFETY: closing a descriptor this process owns; async-signal-safe.
+        unsafe { libc::close(fd) };
+    }
+
+    /// Blocks until one byte arrives; false on EOF or error.
+    pub fn read_byte(fd: RawFd) -> bool {
+        let mut b = 0u8;
+        loop {
+            // SAFETY: one byte of valid stack memory.
+            let n = unsafe { libc::read(fd, &mut b as *mut u8 as *mut libc::c_void, 1) };
+            if n == 1 {
+                return true;
+            }
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            return false;
+        }
+    }
+
+    pub fn write_all(fd: RawFd, bytes: &[u8]) {
+        let mut off = 0;
+        while off < bytes.len() {
+            // SAFETY: the slice is valid for reads of its length.
+            let n = unsafe { libc::write(fd, bytes[off..].as_ptr() as *const libc::c_void, bytes.len() - off) };
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            if n <= 0 {
+                return;
+            }
+            off += n as usize;
+        }
+    }
+
+    /// execve(2); returns only on failure, with errno.
+    pub fn execve(path: &CStr, argv: &CArgv, envp: &CArgv) -> i32 {
+        // SAFETY: all three are NUL-terminated strings / NULL-terminated arrays built before fork.
+        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        errno()
+    }
+
+    pub fn errno() -> i32 {
+        // SAFETY: reading this thread's errno location.
+        unsafe { *libc::__errno_location() }
+    }
+
+    /// _exit(2): no atexit handlers, no flushing of buffers shared with the parent.
+    pub fn exit(code: i32) -> ! {
+        // SAFETY: always sound.
+        unsafe { libc::_exit(code) }
+    }
+}
