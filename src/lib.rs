@@ -78,7 +78,10 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         stats.cpu_limit = c.limits_applied.cpu;
     }
     if let Some(sig) = signals.pending_termination() {
-        tracing::warn!("{} arrived before the agent started; not starting it", profile::signal_name(sig));
+        tracing::warn!(
+            "{} arrived before the agent started; not starting it",
+            profile::signal_name(sig)
+        );
         if let Some(cg) = cgroup.as_mut() {
             teardown(cg);
         }
@@ -97,10 +100,23 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
             return finish(cli, exec_failed(stats, failure, wall));
         }
     };
-    tracing::debug!("agent {} started as pid {} ({:?}) in {:?}", id, child.pid, child.mode, stats.cgroup);
+    tracing::debug!(
+        "agent {} started as pid {} ({:?}) in {:?}",
+        id,
+        child.pid,
+        child.mode,
+        stats.cgroup
+    );
     stats.spawn = Some(child.mode);
 
-    let exit = supervise::supervise(&child, &signals, profile.limits.timeout, &profile.stop, cgroup.as_ref(), start);
+    let exit = supervise::supervise(
+        &child,
+        &signals,
+        profile.limits.timeout,
+        &profile.stop,
+        cgroup.as_ref(),
+        start,
+    );
     stats.wall_time_us = exit.ended.duration_since(start).as_micros() as u64;
     let (cg, leftovers) = match cgroup.as_mut() {
         Some(cg) => teardown(cg),
@@ -112,7 +128,9 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
     let rusage_cpu = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
     stats.cpu_user_us = cg.cpu_user_us.or(Some(rusage_cpu(exit.rusage.ru_utime)));
     stats.cpu_system_us = cg.cpu_system_us.or(Some(rusage_cpu(exit.rusage.ru_stime)));
-    stats.cpu_usage_us = cg.cpu_usage_us.or(Some(stats.cpu_user_us.unwrap_or(0) + stats.cpu_system_us.unwrap_or(0)));
+    stats.cpu_usage_us = cg.cpu_usage_us.or(Some(
+        stats.cpu_user_us.unwrap_or(0) + stats.cpu_system_us.unwrap_or(0),
+    ));
     stats.cpu_throttled_us = cg.cpu_throttled_us;
     stats.cpu_nr_throttled = cg.cpu_nr_throttled;
     (stats.memory_peak_bytes, stats.memory_peak_source) = match cg.memory_peak_bytes {
@@ -126,7 +144,9 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
     (stats.outcome, stats.exit_code, stats.signal) = match exit.status {
         Status::Signaled(s) if exit.timed_out => (Outcome::TimedOut, EXIT_TIMEOUT, Some(s)),
         Status::Exited(_) if exit.timed_out => (Outcome::TimedOut, EXIT_TIMEOUT, None),
-        Status::Signaled(libc::SIGKILL) if oom => (Outcome::OomKilled, 128 + libc::SIGKILL, Some(libc::SIGKILL)),
+        Status::Signaled(libc::SIGKILL) if oom => {
+            (Outcome::OomKilled, 128 + libc::SIGKILL, Some(libc::SIGKILL))
+        }
         Status::Signaled(s) => (Outcome::Signaled, 128 + s, Some(s)),
         Status::Exited(c) => (Outcome::Exited, c, None),
     };
@@ -139,7 +159,11 @@ fn base_stats(id: &str, profile: &Profile, cli: &Cli) -> Stats {
         id: id.to_string(),
         profile: profile.name.clone(),
         cgroup: None,
-        command: cli.command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+        command: cli
+            .command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
         outcome: Outcome::ExecFailed,
         exit_code: 0,
         signal: None,
@@ -176,7 +200,9 @@ fn exec_failed(mut stats: Stats, failure: ExecFailure, wall: Duration) -> Stats 
 /// Prints the summary, writes the statistics file, returns the exit code.
 fn finish(cli: &Cli, stats: Stats) -> Result<i32, Error> {
     if !cli.quiet {
-        eprint!("{}", stats.human());
+        // Not eprint!: a closed stderr pipe must not turn the agent's status into a panic.
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(stats.human().as_bytes());
     }
     if let Some(path) = &cli.stats_file {
         stats.write_json(path).map_err(|source| Error::StatsFile {
@@ -226,7 +252,8 @@ fn setup_cgroup(
         Err(e) if degraded_ok => {
             let why = e.to_string();
             let mut out = vec![Unenforced {
-                what: "the agent's cgroup (its leftover processes are neither tracked nor killed)".into(),
+                what: "the agent's cgroup (its leftover processes are neither tracked nor killed)"
+                    .into(),
                 why: why.clone(),
             }];
             let l = &profile.limits;
@@ -238,7 +265,10 @@ fn setup_cgroup(
                 l.cpu_weight.map(|w| format!("cpu.weight {w}")),
                 l.pids.map(|p| format!("tasks limit {p}")),
             ];
-            out.extend(limits.into_iter().flatten().map(|what| Unenforced { what, why: "no cgroup".into() }));
+            out.extend(limits.into_iter().flatten().map(|what| Unenforced {
+                what,
+                why: "no cgroup".into(),
+            }));
             Ok((None, out))
         }
         Err(e) => Err(e.into()),
@@ -267,7 +297,10 @@ fn teardown(cg: &mut AgentCgroup) -> (CgroupStats, Option<u64>) {
     }
     let stats = cg.stats();
     if let Err(e) = cg.remove() {
-        tracing::warn!("{e}; remove it with `rmdir {}` once it is empty", cg.dir.display());
+        tracing::warn!(
+            "{e}; remove it with `rmdir {}` once it is empty",
+            cg.dir.display()
+        );
     }
     (stats, left)
 }

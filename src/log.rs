@@ -21,7 +21,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let (label, colour) = match *event.metadata().level() {
             Level::ERROR => ("error", "31"),
             Level::WARN => ("warning", "33"),
@@ -55,5 +60,8 @@ pub fn init(verbose: u8) {
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .event_format(Format { ansi });
-    let _ = tracing_subscriber::registry().with(layer).with(filter).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(layer)
+        .with(filter)
+        .try_init();
 }

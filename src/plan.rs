@@ -40,15 +40,24 @@ fn cstring(s: &OsStr) -> Result<CString, ExecFailure> {
 
 impl ExecPlan {
     /// Resolves `command[0]` and prepares the vectors. `env` is the agent's environment.
-    pub fn new(command: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Result<ExecPlan, ExecFailure> {
+    pub fn new(
+        command: Vec<OsString>,
+        env: Vec<(OsString, OsString)>,
+    ) -> Result<ExecPlan, ExecFailure> {
         let program = command.first().ok_or_else(|| ExecFailure {
             code: 127,
             message: "no command given".into(),
         })?;
-        let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
+        let path_var = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone());
         let resolved = resolve(program, path_var.as_deref())?;
         let path = cstring(resolved.as_os_str())?;
-        let argv: Vec<CString> = command.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
+        let argv: Vec<CString> = command
+            .iter()
+            .map(|a| cstring(a))
+            .collect::<Result<_, _>>()?;
         let envp: Vec<CString> = env
             .iter()
             .map(|(k, v)| {
@@ -57,7 +66,10 @@ impl ExecPlan {
                 kv.extend_from_slice(v.as_bytes());
                 CString::new(kv).map_err(|_| ExecFailure {
                     code: 126,
-                    message: format!("environment variable {} contains a NUL byte", k.to_string_lossy()),
+                    message: format!(
+                        "environment variable {} contains a NUL byte",
+                        k.to_string_lossy()
+                    ),
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -96,13 +108,21 @@ pub fn resolve(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, Exe
     let path_var = path_var.unwrap_or(OsStr::new(DEFAULT_PATH));
     let mut denied: Option<PathBuf> = None;
     for dir in path_var.as_bytes().split(|b| *b == b':') {
-        let dir = if dir.is_empty() { Path::new(".") } else { Path::new(OsStr::from_bytes(dir)) };
+        let dir = if dir.is_empty() {
+            Path::new(".")
+        } else {
+            Path::new(OsStr::from_bytes(dir))
+        };
         let candidate = dir.join(program);
-        let Ok(meta) = std::fs::metadata(&candidate) else { continue };
+        let Ok(meta) = std::fs::metadata(&candidate) else {
+            continue;
+        };
         if !meta.is_file() {
             continue;
         }
-        if meta.permissions().mode() & 0o111 != 0 && nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok() {
+        if meta.permissions().mode() & 0o111 != 0
+            && nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok()
+        {
             return Ok(candidate);
         }
         denied.get_or_insert(candidate);
@@ -159,7 +179,10 @@ mod tests {
         fs::create_dir_all(a.join("subdir")).unwrap();
 
         let path = format!("{}:{}", a.display(), b.display());
-        assert_eq!(resolve(OsStr::new("tool"), Some(OsStr::new(&path))).unwrap(), exec);
+        assert_eq!(
+            resolve(OsStr::new("tool"), Some(OsStr::new(&path))).unwrap(),
+            exec
+        );
         let only_a = a.display().to_string();
         let e = resolve(OsStr::new("tool"), Some(OsStr::new(&only_a))).unwrap_err();
         assert_eq!(e.code, 126, "{e:?}");
@@ -167,8 +190,15 @@ mod tests {
         assert_eq!(e.code, 127, "a directory is not a command: {e:?}");
         let e = resolve(OsStr::new("no-such-tool-xyz"), Some(OsStr::new(&path))).unwrap_err();
         assert_eq!(e.code, 127);
-        assert!(e.message.contains("command not found") && e.message.contains(&only_a), "{}", e.message);
-        assert_eq!(resolve(OsStr::new("./x"), None).unwrap(), PathBuf::from("./x"));
+        assert!(
+            e.message.contains("command not found") && e.message.contains(&only_a),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            resolve(OsStr::new("./x"), None).unwrap(),
+            PathBuf::from("./x")
+        );
         assert_eq!(resolve(OsStr::new(""), None).unwrap_err().code, 127);
     }
 
@@ -182,7 +212,12 @@ mod tests {
         assert_eq!(plan.path.to_str().unwrap(), "/bin/echo");
         assert_eq!(plan.argv.strings().len(), 2);
         assert_eq!(plan.envp.strings()[0].to_str().unwrap(), "A=1");
-        let sh: Vec<_> = plan.sh_argv.strings().iter().map(|s| s.to_str().unwrap()).collect();
+        let sh: Vec<_> = plan
+            .sh_argv
+            .strings()
+            .iter()
+            .map(|s| s.to_str().unwrap())
+            .collect();
         assert_eq!(sh, ["/bin/sh", "/bin/echo", "hi there"]);
         assert_eq!(exec_errno("x", "/x", libc::ENOENT).code, 127);
         assert_eq!(exec_errno("x", "/x", libc::EACCES).code, 126);

@@ -62,7 +62,8 @@ impl Stats {
         // Written whole to a temporary name, then renamed: a reader never sees half a file.
         let tmp = path.with_file_name(format!(
             ".{}.tmp{}",
-            path.file_name().map_or("stats".into(), |n| n.to_string_lossy()),
+            path.file_name()
+                .map_or("stats".into(), |n| n.to_string_lossy()),
             std::process::id()
         ));
         let mut f = std::fs::File::create(&tmp)?;
@@ -94,7 +95,11 @@ impl Stats {
                 self.exit_code
             ),
         };
-        out.push_str(&format!("synwire-run: agent {} ({}) {how}\n", short(&self.id), self.profile));
+        out.push_str(&format!(
+            "synwire-run: agent {} ({}) {how}\n",
+            short(&self.id),
+            self.profile
+        ));
         if self.outcome == Outcome::ExecFailed {
             return out;
         }
@@ -135,7 +140,10 @@ impl Stats {
             line.push_str(&format!(", oom kills {k}"));
         }
         if let Some(n) = self.leftover_processes.filter(|n| *n > 0) {
-            line.push_str(&format!(", {n} leftover process{} killed", if n == 1 { "" } else { "es" }));
+            line.push_str(&format!(
+                ", {n} leftover process{} killed",
+                if n == 1 { "" } else { "es" }
+            ));
         }
         out.push_str(&line);
         out.push('\n');

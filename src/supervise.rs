@@ -124,7 +124,8 @@ pub fn supervise(
                 // The terminal sends Ctrl-C (and SIGWINCH, SIGQUIT, hangup) to its whole
                 // foreground process group: an agent in our group already has it.
                 if info.ssi_code == SI_KERNEL
-                    && nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(child.pid))) == Ok(our_pgrp)
+                    && nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(child.pid)))
+                        == Ok(our_pgrp)
                 {
                     tracing::debug!("{sig}: from the terminal, the agent got it too");
                     continue;

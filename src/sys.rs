@@ -86,14 +86,21 @@ pub unsafe fn clone3(cgroup: Option<RawFd>) -> io::Result<Forked> {
     // SAFETY: `args` is a valid clone_args of the size passed, `pidfd` outlives the call; with no
     // stack given the child runs on a copy of ours, like fork. The caller upholds fork's rules.
     let ret = check(unsafe {
-        libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
     })?;
     if ret == 0 {
         return Ok(Forked::Child);
     }
     // SAFETY: the kernel stored a new, owned pidfd for the child (CLONE_PIDFD).
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
-    Ok(Forked::Parent { pid: ret as i32, pidfd })
+    Ok(Forked::Parent {
+        pid: ret as i32,
+        pidfd,
+    })
 }
 
 /// fork(2), for kernels or sandboxes without clone3.
@@ -106,7 +113,10 @@ pub unsafe fn fork() -> io::Result<Forked> {
     Ok(if pid == 0 {
         Forked::Child
     } else {
-        Forked::Parent { pid: pid as i32, pidfd: None }
+        Forked::Parent {
+            pid: pid as i32,
+            pidfd: None,
+        }
     })
 }
 
@@ -122,7 +132,15 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
 /// reused PID.
 pub fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> io::Result<()> {
     // SAFETY: plain syscall; a NULL siginfo means "as kill(2)".
-    check(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null::<libc::siginfo_t>(), 0) })?;
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })?;
     Ok(())
 }
 
@@ -140,7 +158,11 @@ pub fn wait_any_nohang() -> Option<Reaped> {
     let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are valid for writes for the duration of the call.
     let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut rusage) };
-    (pid > 0).then_some(Reaped { pid, status, rusage })
+    (pid > 0).then_some(Reaped {
+        pid,
+        status,
+        rusage,
+    })
 }
 
 /// Reaps every exited child, discarding what they return.
@@ -167,7 +189,11 @@ pub fn poll_pri(fd: RawFd, timeout: Duration) -> bool {
 
 fn poll_one(fd: RawFd, events: libc::c_short, timeout: Option<Duration>) -> bool {
     let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
-    let mut p = libc::pollfd { fd, events, revents: 0 };
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     let n = unsafe { libc::poll(&mut p, 1, ms) };
     n > 0 && p.revents & (events | libc::POLLERR) != 0
@@ -182,7 +208,9 @@ pub fn pending_signals() -> Vec<i32> {
         return Vec::new();
     }
     // SAFETY: `set` was initialised by sigpending.
-    (1..32).filter(|&s| unsafe { libc::sigismember(&set, s) } == 1).collect()
+    (1..32)
+        .filter(|&s| unsafe { libc::sigismember(&set, s) } == 1)
+        .collect()
 }
 
 // ---- async-signal-safe calls for the child between fork and execve ---------------------------
@@ -242,7 +270,13 @@ pub mod child {
         let mut off = 0;
         while off < bytes.len() {
             // SAFETY: the slice is valid for reads of its length.
-            let n = unsafe { libc::write(fd, bytes[off..].as_ptr() as *const libc::c_void, bytes.len() - off) };
+            let n = unsafe {
+                libc::write(
+                    fd,
+                    bytes[off..].as_ptr() as *const libc::c_void,
+                    bytes.len() - off,
+                )
+            };
             if n < 0 && errno() == libc::EINTR {
                 continue;
             }

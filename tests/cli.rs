@@ -26,9 +26,20 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 #[test]
 fn a_profile_with_an_unknown_key_exits_125_naming_file_line_column_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "agent.toml", "description = \"x\"\n[limits]\nmemroy = \"1G\"\n");
+    let p = write(
+        dir.path(),
+        "agent.toml",
+        "description = \"x\"\n[limits]\nmemroy = \"1G\"\n",
+    );
     let stats = dir.path().join("stats.json");
-    let o = synwire(&["--profile", &p, "--stats-file", stats.to_str().unwrap(), "--", "true"]);
+    let o = synwire(&[
+        "--profile",
+        &p,
+        "--stats-file",
+        stats.to_str().unwrap(),
+        "--",
+        "true",
+    ]);
     assert_eq!(o.status.code(), Some(125));
     let e = stderr(&o);
     assert!(e.contains(&format!("{p}:3:1")), "{e}");
@@ -56,11 +67,24 @@ fn out_of_range_and_wrong_type_values_exit_125() {
 fn unknown_profiles_and_bad_overrides_exit_125() {
     let o = synwire(&["--profile", "tiny", "--", "true"]);
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("unknown profile `tiny`"), "{}", stderr(&o));
-    for (flag, value) in [("--memory", "12Q"), ("--cpu", "zero"), ("--pids", "-3"), ("--timeout", "later")] {
+    assert!(
+        stderr(&o).contains("unknown profile `tiny`"),
+        "{}",
+        stderr(&o)
+    );
+    for (flag, value) in [
+        ("--memory", "12Q"),
+        ("--cpu", "zero"),
+        ("--pids", "-3"),
+        ("--timeout", "later"),
+    ] {
         let o = synwire(&[&format!("{flag}={value}"), "--", "true"]);
         assert_eq!(o.status.code(), Some(125), "{flag}");
-        assert!(stderr(&o).contains(&format!("invalid {flag} `{value}`")), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("invalid {flag} `{value}`")),
+            "{}",
+            stderr(&o)
+        );
     }
 }
 
@@ -68,13 +92,28 @@ fn unknown_profiles_and_bad_overrides_exit_125() {
 fn usage_errors_exit_125_and_help_exits_0() {
     let o = synwire(&[]);
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("synwire-run [OPTIONS] -- COMMAND"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("synwire-run [OPTIONS] -- COMMAND"),
+        "{}",
+        stderr(&o)
+    );
     let o = synwire(&["--no-such-flag", "--", "true"]);
     assert_eq!(o.status.code(), Some(125));
     let o = synwire(&["--help"]);
     assert_eq!(o.status.code(), Some(0));
     let help = String::from_utf8_lossy(&o.stdout);
-    for flag in ["--profile", "--memory", "--cpu", "--pids", "--timeout", "--stats-file", "--quiet", "--verbose", "--cgroup-parent", "--allow-degraded"] {
+    for flag in [
+        "--profile",
+        "--memory",
+        "--cpu",
+        "--pids",
+        "--timeout",
+        "--stats-file",
+        "--quiet",
+        "--verbose",
+        "--cgroup-parent",
+        "--allow-degraded",
+    ] {
         assert!(help.contains(flag), "help lists {flag}");
     }
 }
@@ -83,13 +122,26 @@ fn usage_errors_exit_125_and_help_exits_0() {
 fn a_command_not_in_path_exits_127_with_an_exec_failed_report() {
     let dir = tempfile::tempdir().unwrap();
     let stats = dir.path().join("s.json");
-    let o = synwire(&["--stats-file", stats.to_str().unwrap(), "--", "synwire-no-such-command"]);
+    let o = synwire(&[
+        "--stats-file",
+        stats.to_str().unwrap(),
+        "--",
+        "synwire-no-such-command",
+    ]);
     assert_eq!(o.status.code(), Some(127));
-    assert!(stderr(&o).contains("synwire-no-such-command: command not found"), "{}", stderr(&o));
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert!(
+        stderr(&o).contains("synwire-no-such-command: command not found"),
+        "{}",
+        stderr(&o)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     assert_eq!(json["outcome"], "exec_failed");
     assert_eq!(json["exit_code"], 127);
-    assert_eq!(json["command"], serde_json::json!(["synwire-no-such-command"]));
+    assert_eq!(
+        json["command"],
+        serde_json::json!(["synwire-no-such-command"])
+    );
     assert!(json["cgroup"].is_null());
 }
 
@@ -110,5 +162,9 @@ fn a_file_without_execute_permission_found_in_path_exits_126() {
 fn a_stats_file_in_a_missing_directory_is_refused_before_anything_runs() {
     let o = synwire(&["--stats-file", "/nonexistent-dir/s.json", "--", "true"]);
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("/nonexistent-dir/s.json"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/nonexistent-dir/s.json"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -19,7 +19,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -31,8 +34,20 @@ fn unescape(s: &str) -> String {
 }
 
 const V1_CONTROLLERS: &[&str] = &[
-    "cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer", "net_cls",
-    "net_prio", "perf_event", "hugetlb", "rdma", "misc",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "pids",
+    "blkio",
+    "devices",
+    "freezer",
+    "net_cls",
+    "net_prio",
+    "perf_event",
+    "hugetlb",
+    "rdma",
+    "misc",
 ];
 
 pub fn parse_mountinfo(text: &str) -> Mounts {
@@ -40,7 +55,9 @@ pub fn parse_mountinfo(text: &str) -> Mounts {
     let mut v1 = Vec::new();
     for line in text.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = fields.iter().position(|f| *f == "-") else { continue };
+        let Some(sep) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
         if fields.len() < 5 || fields.len() < sep + 4 {
             continue;
         }
@@ -49,7 +66,8 @@ pub fn parse_mountinfo(text: &str) -> Mounts {
         match fstype {
             // Prefer a mount of the hierarchy's root; among those, the conventional places.
             "cgroup2" => {
-                let conventional = mount_point == "/sys/fs/cgroup" || mount_point == "/sys/fs/cgroup/unified";
+                let conventional =
+                    mount_point == "/sys/fs/cgroup" || mount_point == "/sys/fs/cgroup/unified";
                 let better = match &cgroup2 {
                     None => true,
                     Some((_, was_conventional)) => conventional && !was_conventional,
@@ -101,7 +119,11 @@ pub fn join(parent: &str, child: &str) -> String {
     let p = parent.trim_end_matches('/');
     let c = child.trim_matches('/');
     if c.is_empty() {
-        if p.is_empty() { "/".into() } else { p.into() }
+        if p.is_empty() {
+            "/".into()
+        } else {
+            p.into()
+        }
     } else {
         format!("{p}/{c}")
     }
@@ -109,7 +131,10 @@ pub fn join(parent: &str, child: &str) -> String {
 
 /// Normalises a user-given cgroup path: "a/b/" -> "/a/b"; rejects "..".
 pub fn normalise(path: &str) -> Option<String> {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     if parts.contains(&"..") {
         return None;
     }
@@ -136,7 +161,11 @@ mod tests {
         let m = parse_mountinfo(HYBRID);
         assert_eq!(m.cgroup2, Some(PathBuf::from("/sys/fs/cgroup/unified")));
         for c in ["memory", "pids", "cpu", "cpuacct"] {
-            assert!(m.v1_controllers.iter().any(|x| x == c), "{c}: {:?}", m.v1_controllers);
+            assert!(
+                m.v1_controllers.iter().any(|x| x == c),
+                "{c}: {:?}",
+                m.v1_controllers
+            );
         }
         assert!(!m.v1_controllers.iter().any(|x| x == "name=systemd"));
     }
@@ -152,7 +181,10 @@ mod tests {
     fn escaped_mount_points_and_non_root_bind_mounts() {
         let text = "30 1 0:26 /some/sub /mnt/bind rw - cgroup2 cgroup2 rw\n\
                     31 1 0:26 / /mnt/my\\040cgroups rw shared:9 - cgroup2 cgroup2 rw,nsdelegate\n";
-        assert_eq!(parse_mountinfo(text).cgroup2, Some(PathBuf::from("/mnt/my cgroups")));
+        assert_eq!(
+            parse_mountinfo(text).cgroup2,
+            Some(PathBuf::from("/mnt/my cgroups"))
+        );
     }
 
     #[test]

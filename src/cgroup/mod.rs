@@ -52,7 +52,11 @@ pub enum CgroupError {
         fix: String,
     },
     #[error("cannot {op} {}: permission denied; this cgroup is not delegated to uid {uid}: run synwire-run inside a delegated unit (e.g. `systemd-run --user --scope -p Delegate=yes synwire-run …`), pass --cgroup-parent to a cgroup you own, or run with --allow-degraded", path.display())]
-    NotDelegated { op: &'static str, path: PathBuf, uid: u32 },
+    NotDelegated {
+        op: &'static str,
+        path: PathBuf,
+        uid: u32,
+    },
     #[error("cannot enable the {controller} controller in {}: that cgroup has processes of its own, and cgroup v2 lets only cgroups without processes pass controllers down; run synwire-run from a cgroup below it (a leaf) or pass --cgroup-parent to a cgroup without processes", path.display())]
     InternalProcesses { controller: String, path: PathBuf },
     #[error("cannot set {} to {value}: {source}; {fix}", path.display())]
@@ -102,7 +106,8 @@ impl Hierarchy {
             v1_controllers,
         } = discover::parse_mountinfo(&read("/proc/self/mountinfo")?);
         let mount = cgroup2.ok_or(CgroupError::NoHierarchy)?;
-        let own = discover::parse_own_cgroup(&read("/proc/self/cgroup")?).ok_or(CgroupError::NoOwnCgroup)?;
+        let own = discover::parse_own_cgroup(&read("/proc/self/cgroup")?)
+            .ok_or(CgroupError::NoOwnCgroup)?;
         Ok(Hierarchy {
             mount,
             own,
@@ -227,7 +232,10 @@ fn enable(dir: &Path, c: Controller) -> Result<(), CgroupError> {
 impl AgentCgroup {
     /// Creates the agent cgroup with its controllers and limits. Returns what is not enforced
     /// (only ever non-empty with `degraded_ok`). Checks everything it can before creating anything.
-    pub fn create(h: &Hierarchy, req: &Request) -> Result<(AgentCgroup, Vec<Unenforced>), CgroupError> {
+    pub fn create(
+        h: &Hierarchy,
+        req: &Request,
+    ) -> Result<(AgentCgroup, Vec<Unenforced>), CgroupError> {
         let (parent_rel, levels): (String, Vec<String>) = match req.parent {
             Some(p) => {
                 let p = discover::normalise(p).ok_or_else(|| CgroupError::BadParent(p.into()))?;
@@ -255,7 +263,11 @@ impl AgentCgroup {
         ]
         .into_iter()
         .collect();
-        let missing: Vec<Controller> = needed.iter().filter(|(c, n)| *n && !has(*c)).map(|(c, _)| *c).collect();
+        let missing: Vec<Controller> = needed
+            .iter()
+            .filter(|(c, n)| *n && !has(*c))
+            .map(|(c, _)| *c)
+            .collect();
         let mut unenforced = Vec::new();
         let mut limits = l.clone();
         if !missing.is_empty() {
@@ -265,14 +277,25 @@ impl AgentCgroup {
                     controllers: names.join(" "),
                     needed_by: format!("profile `{}`", req.profile),
                     parent: parent_dir,
-                    available: if available.is_empty() { "nothing".into() } else { available.join(" ") },
+                    available: if available.is_empty() {
+                        "nothing".into()
+                    } else {
+                        available.join(" ")
+                    },
                     fix: h.controller_fix(&parent_rel),
                 });
             }
             for c in &missing {
-                let why = format!("the {} controller is not available in {}", c.name(), parent_dir.display());
+                let why = format!(
+                    "the {} controller is not available in {}",
+                    c.name(),
+                    parent_dir.display()
+                );
                 for what in drop_limits(&mut limits, *c) {
-                    unenforced.push(Unenforced { what, why: why.clone() });
+                    unenforced.push(Unenforced {
+                        what,
+                        why: why.clone(),
+                    });
                 }
             }
         }
@@ -299,7 +322,10 @@ impl AgentCgroup {
                     Err(e) if req.degraded_ok => {
                         let why = e.to_string();
                         for what in drop_limits(&mut limits, c) {
-                            unenforced.push(Unenforced { what, why: why.clone() });
+                            unenforced.push(Unenforced {
+                                what,
+                                why: why.clone(),
+                            });
                         }
                     }
                     Err(e) => return Err(e),
@@ -308,7 +334,10 @@ impl AgentCgroup {
         }
         let agents_dir = h.path(levels.last().expect("at least the parent"));
         let enabled = tokens(&agents_dir.join("cgroup.subtree_control"))?;
-        let controllers: Vec<Controller> = controllers.into_iter().filter(|c| enabled.iter().any(|t| t == c.name())).collect();
+        let controllers: Vec<Controller> = controllers
+            .into_iter()
+            .filter(|c| enabled.iter().any(|t| t == c.name()))
+            .collect();
 
         let rel = join(levels.last().expect("at least the parent"), req.id);
         let dir = h.path(&rel);
@@ -334,7 +363,12 @@ impl AgentCgroup {
         Ok((cg, unenforced))
     }
 
-    fn apply_limits(&self, l: &Limits, degraded_ok: bool, unenforced: &mut Vec<Unenforced>) -> Result<(), CgroupError> {
+    fn apply_limits(
+        &self,
+        l: &Limits,
+        degraded_ok: bool,
+        unenforced: &mut Vec<Unenforced>,
+    ) -> Result<(), CgroupError> {
         let mut writes: Vec<(&str, String, &str)> = Vec::new();
         if let Some(m) = l.memory {
             writes.push(("memory.max", m.to_cgroup(), "limits.memory"));
@@ -365,9 +399,17 @@ impl AgentCgroup {
                     }
                     _ => format!("check the value of {key}, or run with --allow-degraded"),
                 };
-                let err = CgroupError::Limit { path, value: value.clone(), source, fix };
+                let err = CgroupError::Limit {
+                    path,
+                    value: value.clone(),
+                    source,
+                    fix,
+                };
                 if degraded_ok {
-                    unenforced.push(Unenforced { what: format!("{file} = {value}"), why: err.to_string() });
+                    unenforced.push(Unenforced {
+                        what: format!("{file} = {value}"),
+                        why: err.to_string(),
+                    });
                 } else {
                     return Err(err);
                 }
@@ -405,12 +447,18 @@ impl AgentCgroup {
         let procs = self.dir.join("cgroup.procs");
         for _ in 0..1000 {
             let pids = fs::read_to_string(&procs).map_err(io_err("read", &procs))?;
-            let pids: Vec<i32> = pids.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+            let pids: Vec<i32> = pids
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
             if pids.is_empty() {
                 break;
             }
             for pid in pids {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
             if !frozen {
                 std::thread::yield_now();
@@ -468,7 +516,10 @@ impl AgentCgroup {
                     self.removed = true;
                     return Ok(());
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < Duration::from_secs(5) => {
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EBUSY)
+                        && start.elapsed() < Duration::from_secs(5) =>
+                {
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(Duration::from_millis(100));
                 }
@@ -483,7 +534,7 @@ impl Drop for AgentCgroup {
     fn drop(&mut self) {
         if !self.removed {
             let _ = self.kill_all();
-            let _ = self.wait_empty(Duration::from_secs(2), || crate::sys::reap_any());
+            let _ = self.wait_empty(Duration::from_secs(2), crate::sys::reap_any);
             let _ = self.remove();
         }
     }

@@ -80,8 +80,12 @@ const MEMORY_MIN: u64 = 1 << 20;
 impl Limits {
     /// The cpu.max line for `cpu`: "quota period".
     pub fn cpu_max(&self) -> Option<String> {
-        self.cpu
-            .map(|c| format!("{} {CPU_PERIOD_US}", (c * CPU_PERIOD_US as f64).round() as u64))
+        self.cpu.map(|c| {
+            format!(
+                "{} {CPU_PERIOD_US}",
+                (c * CPU_PERIOD_US as f64).round() as u64
+            )
+        })
     }
 
     /// True when any limit needs the memory controller.
@@ -146,13 +150,14 @@ pub fn load(arg: &str, overrides: &Overrides) -> Result<Profile, ProfileError> {
         })?;
         parse(arg, &path.display().to_string(), &text)?
     } else {
-        let (_, text) = BUILTINS
-            .iter()
-            .find(|(n, _)| *n == arg)
-            .ok_or_else(|| ProfileError::Unknown {
-                name: arg.to_string(),
-                builtins: builtin_names(),
-            })?;
+        let (_, text) =
+            BUILTINS
+                .iter()
+                .find(|(n, _)| *n == arg)
+                .ok_or_else(|| ProfileError::Unknown {
+                    name: arg.to_string(),
+                    builtins: builtin_names(),
+                })?;
         parse(arg, &format!("built-in profile `{arg}`"), text)?
     };
     apply_overrides(&mut profile.limits, overrides)?;
@@ -174,14 +179,18 @@ fn apply_overrides(limits: &mut Limits, o: &Overrides) -> Result<(), ProfileErro
         message,
     };
     if let Some(v) = &o.memory {
-        let size = parse_size(v).and_then(check_memory).map_err(|m| flag("--memory", v, m))?;
+        let size = parse_size(v)
+            .and_then(check_memory)
+            .map_err(|m| flag("--memory", v, m))?;
         limits.memory = Some(size);
     }
     if let Some(v) = &o.cpu {
         let cpu = v
             .trim()
             .parse::<f64>()
-            .map_err(|_| format!("expected a number of CPUs such as 0.5 or 2 ({CPU_MIN} to {CPU_MAX})"))
+            .map_err(|_| {
+                format!("expected a number of CPUs such as 0.5 or 2 ({CPU_MIN} to {CPU_MAX})")
+            })
             .and_then(check_cpu)
             .map_err(|m| flag("--cpu", v, m))?;
         limits.cpu = Some(cpu);
@@ -196,7 +205,9 @@ fn apply_overrides(limits: &mut Limits, o: &Overrides) -> Result<(), ProfileErro
         limits.pids = Some(pids);
     }
     if let Some(v) = &o.timeout {
-        let t = parse_duration(v).and_then(check_timeout).map_err(|m| flag("--timeout", v, m))?;
+        let t = parse_duration(v)
+            .and_then(check_timeout)
+            .map_err(|m| flag("--timeout", v, m))?;
         limits.timeout = Some(t);
     }
     Ok(())
@@ -215,7 +226,9 @@ fn check_cpu(c: f64) -> Result<f64, String> {
     if c.is_finite() && (CPU_MIN..=CPU_MAX).contains(&c) {
         Ok(c)
     } else {
-        Err(format!("{c} is out of range: CPUs go from {CPU_MIN} to {CPU_MAX}"))
+        Err(format!(
+            "{c} is out of range: CPUs go from {CPU_MIN} to {CPU_MAX}"
+        ))
     }
 }
 
@@ -223,7 +236,9 @@ fn check_pids(p: u64) -> Result<u64, String> {
     if (1..=PIDS_MAX).contains(&p) {
         Ok(p)
     } else {
-        Err(format!("{p} is out of range: tasks go from 1 to {PIDS_MAX}"))
+        Err(format!(
+            "{p} is out of range: tasks go from 1 to {PIDS_MAX}"
+        ))
     }
 }
 
@@ -311,13 +326,25 @@ impl Source<'_> {
         let line = self.text[line_start..line_end].trim();
         let header_of = |l: &str| -> Option<String> {
             let l = l.trim();
-            (l.starts_with('[') && !l.starts_with("[["))
-                .then(|| l.trim_start_matches('[').split(']').next().unwrap_or("").trim().to_string())
+            (l.starts_with('[') && !l.starts_with("[[")).then(|| {
+                l.trim_start_matches('[')
+                    .split(']')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            })
         };
         if let Some(h) = header_of(line) {
             return h;
         }
-        let key = line.split('=').next().unwrap_or("").trim().trim_matches('"').to_string();
+        let key = line
+            .split('=')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"')
+            .to_string();
         let table = self.text[..line_start].lines().rev().find_map(header_of);
         match table {
             Some(t) if !t.is_empty() => format!("{t}.{key}"),
@@ -331,9 +358,17 @@ impl Source<'_> {
         let message = if msg.starts_with("unknown field") {
             let expected = msg
                 .split_once("expected ")
-                .map(|(_, rest)| format!("; the keys allowed here are {}", rest.trim_start_matches("one of ")))
+                .map(|(_, rest)| {
+                    format!(
+                        "; the keys allowed here are {}",
+                        rest.trim_start_matches("one of ")
+                    )
+                })
                 .unwrap_or_default();
-            format!("unknown key `{}`{expected}; fix its spelling or remove it", self.key_at(offset))
+            format!(
+                "unknown key `{}`{expected}; fix its spelling or remove it",
+                self.key_at(offset)
+            )
         } else if e.span().is_some_and(|s| s.start != s.end) && !msg.contains("expected `") {
             format!("`{}`: {msg}", self.key_at(offset))
         } else {
@@ -410,7 +445,10 @@ fn one_of<'a>(
         (Some(_), Some(vb)) => Err(src.bad(
             vb,
             &format!("limits.{}", b.1),
-            format!("`limits.{}` is already set and this is its alias; keep one of them", a.1),
+            format!(
+                "`limits.{}` is already set and this is its alias; keep one of them",
+                a.1
+            ),
         )),
         (Some(va), None) => Ok(Some((va, a.1))),
         (None, Some(vb)) => Ok(Some((vb, b.1))),
@@ -425,20 +463,33 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
     let mut limits = Limits::default();
     let l = &raw.limits;
 
-    if let Some((v, k)) = one_of(&src, (&l.memory, "memory"), (&l.memory_bytes, "memory_bytes"))? {
+    if let Some((v, k)) = one_of(
+        &src,
+        (&l.memory, "memory"),
+        (&l.memory_bytes, "memory_bytes"),
+    )? {
         let key = format!("limits.{k}");
-        let size = if k == "memory" { src.size(v, &key)? } else { src.bytes(v, &key)? };
+        let size = if k == "memory" {
+            src.size(v, &key)?
+        } else {
+            src.bytes(v, &key)?
+        };
         limits.memory = Some(src.check(v, &key, check_memory(size))?);
     }
     if let Some(v) = &l.memory_high {
         let size = src.size(v, "limits.memory_high")?;
         limits.memory_high = Some(src.check(v, "limits.memory_high", check_memory(size))?);
-        if let (Some(Size::Bytes(high)), Some(Size::Bytes(max))) = (limits.memory_high, limits.memory) {
+        if let (Some(Size::Bytes(high)), Some(Size::Bytes(max))) =
+            (limits.memory_high, limits.memory)
+        {
             if high > max {
                 return Err(src.bad(
                     v,
                     "limits.memory_high",
-                    format!("it exceeds limits.memory ({}), so it would never apply; lower it", Size::Bytes(max)),
+                    format!(
+                        "it exceeds limits.memory ({}), so it would never apply; lower it",
+                        Size::Bytes(max)
+                    ),
                 ));
             }
         }
@@ -454,7 +505,11 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
     if let Some(v) = &l.cpu_weight {
         let w = src.uint(v, "limits.cpu_weight")?;
         if !(1..=10000).contains(&w) {
-            return Err(src.bad(v, "limits.cpu_weight", "out of range: cpu.weight goes from 1 to 10000 (100 is the default share)".into()));
+            return Err(src.bad(
+                v,
+                "limits.cpu_weight",
+                "out of range: cpu.weight goes from 1 to 10000 (100 is the default share)".into(),
+            ));
         }
         limits.cpu_weight = Some(w as u32);
     }
@@ -463,7 +518,11 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
         let p = src.uint(v, &key)?;
         limits.pids = Some(src.check(v, &key, check_pids(p))?);
     }
-    if let Some((v, k)) = one_of(&src, (&l.timeout, "timeout"), (&l.exec_timeout_secs, "exec_timeout_secs"))? {
+    if let Some((v, k)) = one_of(
+        &src,
+        (&l.timeout, "timeout"),
+        (&l.exec_timeout_secs, "exec_timeout_secs"),
+    )? {
         let key = format!("limits.{k}");
         let d = if k == "timeout" {
             src.duration(v, &key)?
@@ -477,7 +536,11 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
     if let Some(v) = &raw.stop.signal {
         let s = src.string(v, "stop.signal")?;
         stop.signal = signal_number(s).ok_or_else(|| {
-            src.bad(v, "stop.signal", "not a signal name; use e.g. \"SIGTERM\", \"SIGINT\" or \"SIGUSR1\"".into())
+            src.bad(
+                v,
+                "stop.signal",
+                "not a signal name; use e.g. \"SIGTERM\", \"SIGINT\" or \"SIGUSR1\"".into(),
+            )
         })?;
     }
     if let Some(v) = &raw.stop.grace {

@@ -71,7 +71,10 @@ fn synwire_library_aliases() {
     assert_eq!(p.limits.pids, Some(10));
     assert_eq!(p.limits.timeout, Some(Duration::from_secs(60)));
     let e = err("[limits]\nmemory = \"1G\"\nmemory_bytes = 5000000\n");
-    assert!(e.contains("/p/t.toml:3:16") && e.contains("limits.memory_bytes") && e.contains("keep one"), "{e}");
+    assert!(
+        e.contains("/p/t.toml:3:16") && e.contains("limits.memory_bytes") && e.contains("keep one"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -87,11 +90,17 @@ fn unknown_key_names_file_line_column_and_key() {
 #[test]
 fn wrong_type_names_the_key() {
     let e = err("[limits]\npids = \"many\"\n");
-    assert!(e.contains("/p/t.toml:2:8") && e.contains("`limits.pids`") && e.contains("whole number"), "{e}");
+    assert!(
+        e.contains("/p/t.toml:2:8") && e.contains("`limits.pids`") && e.contains("whole number"),
+        "{e}"
+    );
     let e = err("[limits]\ncpu = \"half\"\n");
     assert!(e.contains("`limits.cpu`") && e.contains("0.5"), "{e}");
     let e = err("[cgroup]\nrequired = \"yes\"\n");
-    assert!(e.contains(":2:12:") && e.contains("`cgroup.required`"), "{e}");
+    assert!(
+        e.contains(":2:12:") && e.contains("`cgroup.required`"),
+        "{e}"
+    );
     let e = err("description = 5\n");
     assert!(e.contains("`description`") && e.contains("string"), "{e}");
 }
@@ -106,13 +115,20 @@ fn out_of_range_values() {
         ("[limits]\nmemory = \"12Q\"\n", "limits.memory", 10),
         ("[limits]\ntimeout = \"0s\"\n", "limits.timeout", 11),
         ("[limits]\ntimeout = \"soon\"\n", "limits.timeout", 11),
-        ("[limits]\nmemory = \"1G\"\nmemory_high = \"2G\"\n", "limits.memory_high", 15),
+        (
+            "[limits]\nmemory = \"1G\"\nmemory_high = \"2G\"\n",
+            "limits.memory_high",
+            15,
+        ),
         ("[stop]\nsignal = \"SIGFOO\"\n", "stop.signal", 10),
         ("[stop]\ngrace = -1\n", "stop.grace", 9),
     ] {
         let e = err(text);
         let line = text.lines().count();
-        assert!(e.contains(&format!("/p/t.toml:{line}:{col}:")), "{text:?}: {e}");
+        assert!(
+            e.contains(&format!("/p/t.toml:{line}:{col}:")),
+            "{text:?}: {e}"
+        );
         assert!(e.contains(&format!("`{key}`")), "{text:?}: {e}");
     }
     assert!(err("[limits]\nmemory = \"512\"\n").contains("\"512MiB\""));
@@ -121,7 +137,10 @@ fn out_of_range_values() {
 #[test]
 fn syntax_errors_have_positions() {
     let e = err("[limits\n");
-    assert!(e.contains("/p/t.toml:1:8") && e.contains("not valid TOML"), "{e}");
+    assert!(
+        e.contains("/p/t.toml:1:8") && e.contains("not valid TOML"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -138,10 +157,34 @@ fn overrides_replace_profile_limits_and_are_validated() {
     assert_eq!(p.limits.pids, Some(32));
     assert_eq!(p.limits.timeout, Some(Duration::from_secs(90)));
     for (o, flag) in [
-        (Overrides { memory: Some("lots".into()), ..Default::default() }, "--memory `lots`"),
-        (Overrides { cpu: Some("-1".into()), ..Default::default() }, "--cpu `-1`"),
-        (Overrides { pids: Some("0".into()), ..Default::default() }, "--pids `0`"),
-        (Overrides { timeout: Some("x".into()), ..Default::default() }, "--timeout `x`"),
+        (
+            Overrides {
+                memory: Some("lots".into()),
+                ..Default::default()
+            },
+            "--memory `lots`",
+        ),
+        (
+            Overrides {
+                cpu: Some("-1".into()),
+                ..Default::default()
+            },
+            "--cpu `-1`",
+        ),
+        (
+            Overrides {
+                pids: Some("0".into()),
+                ..Default::default()
+            },
+            "--pids `0`",
+        ),
+        (
+            Overrides {
+                timeout: Some("x".into()),
+                ..Default::default()
+            },
+            "--timeout `x`",
+        ),
     ] {
         let e = load("default", &o).unwrap_err().to_string();
         assert!(e.starts_with(&format!("invalid {flag}")), "{e}");
@@ -151,9 +194,17 @@ fn overrides_replace_profile_limits_and_are_validated() {
 #[test]
 fn unknown_profile_and_missing_file() {
     let e = load("smal", &Overrides::default()).unwrap_err().to_string();
-    assert!(e.contains("`smal`") && e.contains("default, small, medium, large"), "{e}");
-    let e = load("/nonexistent/p.toml", &Overrides::default()).unwrap_err().to_string();
-    assert!(e.contains("/nonexistent/p.toml") && e.contains("No such file"), "{e}");
+    assert!(
+        e.contains("`smal`") && e.contains("default, small, medium, large"),
+        "{e}"
+    );
+    let e = load("/nonexistent/p.toml", &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("/nonexistent/p.toml") && e.contains("No such file"),
+        "{e}"
+    );
     assert!(is_path("./x") && is_path("x.toml") && !is_path("small"));
 }
 

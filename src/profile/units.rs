@@ -119,7 +119,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .ok_or_else(bad)?;
         let (num, tail) = rest.split_at(n_end);
-        let u_end = tail.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(tail.len());
+        let u_end = tail
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(u_end);
         let n: f64 = num.parse().map_err(|_| bad())?;
         let secs = match unit {
@@ -162,7 +164,15 @@ mod tests {
         assert_eq!(parse_size("1TiB"), Ok(Size::Bytes(1 << 40)));
         assert_eq!(parse_size("max"), Ok(Size::Max));
         assert_eq!(parse_size("0"), Ok(Size::Bytes(0)));
-        for bad in ["", "12X", "MiB", "-1G", "1.2.3M", "99999999999999999999", "1e3"] {
+        for bad in [
+            "",
+            "12X",
+            "MiB",
+            "-1G",
+            "1.2.3M",
+            "99999999999999999999",
+            "1e3",
+        ] {
             let e = parse_size(bad).unwrap_err();
             assert!(e.contains("KiB/MiB/GiB/TiB"), "{bad}: {e}");
         }

@@ -58,7 +58,10 @@ pub enum SpawnError {
     #[error("cannot create a pipe for the agent: {0}")]
     Pipe(io::Error),
     #[error("cannot start the agent ({call}): {source}; if this is a container, its seccomp profile may forbid it")]
-    Fork { call: &'static str, source: io::Error },
+    Fork {
+        call: &'static str,
+        source: io::Error,
+    },
     #[error("cannot move the agent into its cgroup: {0}")]
     Place(#[from] CgroupError),
 }
@@ -77,7 +80,15 @@ pub(crate) struct ChildCtx<'a> {
 fn clone3_unsupported(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::ENOSYS | libc::EINVAL | libc::E2BIG | libc::EOPNOTSUPP | libc::EPERM | libc::EACCES | libc::EBUSY)
+        Some(
+            libc::ENOSYS
+                | libc::EINVAL
+                | libc::E2BIG
+                | libc::EOPNOTSUPP
+                | libc::EPERM
+                | libc::EACCES
+                | libc::EBUSY
+        )
     )
 }
 
@@ -89,7 +100,8 @@ pub fn spawn(
     old_mask: &libc::sigset_t,
     force_fork: bool,
 ) -> Result<Spawned, SpawnError> {
-    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::Pipe(e.into()))?;
+    let (err_r, err_w) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::Pipe(e.into()))?;
     let parent_pid = std::process::id() as i32;
     let mut ctx = ChildCtx {
         plan,
@@ -109,19 +121,30 @@ pub fn spawn(
             Err(e) if clone3_unsupported(&e) => {
                 tracing::debug!("clone3 unavailable ({e}); falling back to fork and cgroup.procs");
             }
-            Err(source) => return Err(SpawnError::Fork { call: "clone3", source }),
+            Err(source) => {
+                return Err(SpawnError::Fork {
+                    call: "clone3",
+                    source,
+                })
+            }
         }
     }
     let (pid, pidfd, mode) = match forked {
         Some(f) => f,
         None => {
-            let (hs_r, hs_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::Pipe(e.into()))?;
+            let (hs_r, hs_w) =
+                nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::Pipe(e.into()))?;
             ctx.handshake = Some((hs_r.as_raw_fd(), hs_w.as_raw_fd()));
             // SAFETY: as above: single-threaded, and the child only runs child::run.
             let pid = match unsafe { sys::fork() } {
                 Ok(Forked::Child) => child::run(&ctx),
                 Ok(Forked::Parent { pid, .. }) => pid,
-                Err(source) => return Err(SpawnError::Fork { call: "fork", source }),
+                Err(source) => {
+                    return Err(SpawnError::Fork {
+                        call: "fork",
+                        source,
+                    })
+                }
             };
             drop(hs_r);
             if let Some(cg) = cgroup {

@@ -84,8 +84,24 @@ pub fn cgroup2_mount() -> Result<PathBuf, String> {
     Err("no cgroup2 mount in /proc/self/mountinfo".into())
 }
 
+/// Written by tests/vm/mkinitramfs: present only inside the test VM.
+const VM_MARKER: &str = "/etc/synwire-vm";
+
+/// Refuses to create, change or join cgroups anywhere but inside the test VM, so running the
+/// suite or a helper on a development machine cannot disturb the host's cgroups.
+fn in_vm() -> Result<(), String> {
+    if Path::new(VM_MARKER).exists() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{VM_MARKER} missing: refusing to touch cgroups outside the test VM (use tests/vm/run)"
+        ))
+    }
+}
+
 /// Moves the calling process into `cg` (relative to the cgroup2 mount).
 pub fn move_self(cg: &str) -> Result<(), String> {
+    in_vm()?;
     let mount = cgroup2_mount()?;
     write(&cg_path(&mount, cg).join("cgroup.procs"), "0")
 }
@@ -141,6 +157,7 @@ fn chown_all(dir: &Path, uid: u32) -> Result<(), String> {
 
 /// Builds the layout and moves the suite into its runner cgroup.
 pub fn setup(layout: Layout) -> Result<Env, String> {
+    in_vm()?;
     let mount = cgroup2_mount()?;
     let expected = match layout {
         Layout::Unified => "/sys/fs/cgroup",
