@@ -22,8 +22,10 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Usage(String),
+    #[error(
+        "cannot read random bytes for the agent's id (getrandom and /dev/urandom failed): {0}"
+    )]
+    Random(std::io::Error),
 }
 
 /// Exit code for synwire-run's own errors.

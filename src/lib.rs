@@ -52,7 +52,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
     if let Some(path) = &cli.stats_file {
         check_stats_path(path)?;
     }
-    let id = uuid::Uuid::new_v4().hyphenated().to_string();
+    let id = new_id()?;
     let mut stats = base_stats(&id, &profile, cli);
 
     let plan = match ExecPlan::new(cli.command.clone(), std::env::vars_os().collect()) {
@@ -152,6 +152,15 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
     };
     stats.signal_name = stats.signal.map(profile::signal_name);
     finish(cli, stats)
+}
+
+/// A random (version 4) UUID, lowercase and hyphenated, without blocking on the entropy pool.
+fn new_id() -> Result<String, Error> {
+    let bytes = sys::random_id_bytes().map_err(Error::Random)?;
+    Ok(uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string())
 }
 
 fn base_stats(id: &str, profile: &Profile, cli: &Cli) -> Stats {
@@ -303,4 +312,19 @@ fn teardown(cg: &mut AgentCgroup) -> (CgroupStats, Option<u64>) {
         );
     }
     (stats, left)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_lowercase_hyphenated_uuid_v4_and_distinct() {
+        let a = super::new_id().unwrap();
+        let b = super::new_id().unwrap();
+        assert_ne!(a, b);
+        let parsed = uuid::Uuid::parse_str(&a).unwrap();
+        assert_eq!(parsed.get_version_num(), 4);
+        assert_eq!(a, a.to_lowercase());
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.matches('-').count(), 4);
+    }
 }

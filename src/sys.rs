@@ -199,6 +199,28 @@ fn poll_one(fd: RawFd, events: libc::c_short, timeout: Option<Duration>) -> bool
     n > 0 && p.revents & (events | libc::POLLERR) != 0
 }
 
+/// 16 random bytes that never block: getrandom(GRND_INSECURE) (5.6+), else /dev/urandom. An
+/// agent's id needs uniqueness, not secrecy, and at early boot (a unit started before the kernel's
+/// entropy pool is ready, a fresh VM) a blocking getrandom would stall the launch for minutes.
+pub fn random_id_bytes() -> io::Result<[u8; 16]> {
+    const GRND_INSECURE: libc::c_uint = 0x0004;
+    let mut buf = [0u8; 16];
+    // SAFETY: the buffer is valid for writes of its length.
+    let n = unsafe {
+        libc::getrandom(
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+            GRND_INSECURE,
+        )
+    };
+    if n == buf.len() as isize {
+        return Ok(buf);
+    }
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
 /// The signals pending for this process (blocked ones that arrived).
 pub fn pending_signals() -> Vec<i32> {
     // SAFETY: sigset_t is plain data; sigpending fills it.
