@@ -54,6 +54,11 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub cgroup_parent: Option<String>,
 
+    /// Namespaces to add to the profile's: a comma-separated list of user, pid, net, mount, uts,
+    /// ipc, cgroup, or `all`.
+    #[arg(long, value_name = "LIST")]
+    pub unshare: Option<String>,
+
     /// Run even where the limits cannot be enforced, with a warning naming each one.
     #[arg(long)]
     pub allow_degraded: bool,

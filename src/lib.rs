@@ -18,6 +18,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod error;
 pub mod log;
+pub mod ns;
 pub mod plan;
 pub mod profile;
 pub mod report;
@@ -47,6 +48,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         cpu: cli.cpu.clone(),
         pids: cli.pids.clone(),
         timeout: cli.timeout.clone(),
+        unshare: cli.unshare.clone(),
     };
     let profile = profile::load(&cli.profile, &overrides)?;
     if let Some(path) = &cli.stats_file {
@@ -90,7 +92,15 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
 
     let start = Instant::now();
     let force_fork = std::env::var_os("SYNWIRE_SPAWN").is_some_and(|v| v == "fork");
-    let child = match spawn::spawn(&plan, cgroup.as_ref(), signals.old_mask(), force_fork)? {
+    let ns_plan = ns::NsPlan::new(&profile.namespaces);
+    let child = match spawn::spawn(&spawn::Spawn {
+        plan: &plan,
+        cgroup: cgroup.as_ref(),
+        ns: ns_plan.as_ref().map(|p| (p, &profile.namespaces)),
+        old_mask: signals.old_mask(),
+        wait_set: signals.set(),
+        force_fork,
+    })? {
         Spawned::Running(child) => child,
         Spawned::ExecFailed(failure) => {
             let wall = start.elapsed();

@@ -31,6 +31,7 @@ const SI_KERNEL: i32 = 0x80;
 /// so that nothing is lost between spawn and the first read.
 pub struct Signals {
     fd: SignalFd,
+    set: SigSet,
     old_mask: SigSet,
 }
 
@@ -44,7 +45,12 @@ impl Signals {
         let mut old_mask = SigSet::empty();
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old_mask))?;
         let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
-        Ok(Signals { fd, old_mask })
+        Ok(Signals { fd, set, old_mask })
+    }
+
+    /// The blocked set: what a pid namespace's init waits for.
+    pub fn set(&self) -> &libc::sigset_t {
+        self.set.as_ref()
     }
 
     /// The mask the agent must get back.
@@ -107,7 +113,7 @@ pub fn supervise(
         while let Some(r) = sys::wait_any_nohang() {
             if r.pid == child.pid {
                 return Exit {
-                    status: decode(r.status),
+                    status: decode(child.agent_status(r.status)),
                     rusage: r.rusage,
                     ended: Instant::now(),
                     timed_out,

@@ -71,10 +71,10 @@ pub enum Forked {
 /// # Safety
 /// As fork(2): the process must be single-threaded, and the child may only make
 /// async-signal-safe calls until it execs or exits.
-pub unsafe fn clone3(cgroup: Option<RawFd>) -> io::Result<Forked> {
+pub unsafe fn clone3(cgroup: Option<RawFd>, ns_flags: u64) -> io::Result<Forked> {
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
-        flags: CLONE_PIDFD,
+        flags: CLONE_PIDFD | ns_flags,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
@@ -103,13 +103,16 @@ pub unsafe fn clone3(cgroup: Option<RawFd>) -> io::Result<Forked> {
     })
 }
 
-/// fork(2), for kernels or sandboxes without clone3.
+/// clone(2) without a stack, as fork, with namespace flags: for kernels or sandboxes without
+/// clone3.
 ///
 /// # Safety
 /// As fork(2): single-threaded caller; the child makes only async-signal-safe calls.
-pub unsafe fn fork() -> io::Result<Forked> {
-    // SAFETY: raw fork; the caller upholds its rules.
-    let pid = check(unsafe { libc::fork() } as libc::c_long)?;
+pub unsafe fn fork(ns_flags: u64) -> io::Result<Forked> {
+    // SAFETY: a stackless clone is fork with flags; the caller upholds fork's rules.
+    let pid = check(unsafe {
+        libc::syscall(libc::SYS_clone, ns_flags as libc::c_ulong | libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+    })?;
     Ok(if pid == 0 {
         Forked::Child
     } else {
@@ -319,6 +322,88 @@ pub mod child {
     pub fn errno() -> i32 {
         // SAFETY: reading this thread's errno location.
         unsafe { *libc::__errno_location() }
+    }
+
+    /// unshare(2).
+    pub fn unshare(flags: i32) -> Result<(), i32> {
+        // SAFETY: integer-only syscall.
+        if unsafe { libc::unshare(flags) } == 0 { Ok(()) } else { Err(errno()) }
+    }
+
+    /// mount(2) with strings prepared before fork (None: NULL).
+    pub fn mount(source: Option<&CStr>, target: &CStr, fstype: Option<&CStr>, flags: libc::c_ulong) -> Result<(), i32> {
+        let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), |s| s.as_ptr());
+        // SAFETY: every pointer is NULL or a NUL-terminated string that outlives the call.
+        let r = unsafe { libc::mount(p(source), target.as_ptr(), p(fstype), flags, std::ptr::null()) };
+        if r == 0 { Ok(()) } else { Err(errno()) }
+    }
+
+    /// sethostname(2).
+    pub fn sethostname(name: &CStr) -> Result<(), i32> {
+        let bytes = name.to_bytes();
+        // SAFETY: the pointer and length describe a valid byte string.
+        let r = unsafe { libc::sethostname(bytes.as_ptr() as *const libc::c_char, bytes.len()) };
+        if r == 0 { Ok(()) } else { Err(errno()) }
+    }
+
+    /// Brings the loopback interface up (SIOCGIFFLAGS, SIOCSIFFLAGS on a datagram socket).
+    pub fn loopback_up() -> Result<(), i32> {
+        // SAFETY: plain socket(2).
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(errno());
+        }
+        // SAFETY: ifreq is plain data; zeroed is valid; the name "lo" fits.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        req.ifr_name[0] = b'l' as libc::c_char;
+        req.ifr_name[1] = b'o' as libc::c_char;
+        // SAFETY: the ioctls read and write the ifreq we own.
+        let r = unsafe {
+            if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) < 0 {
+                -1
+            } else {
+                req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+                libc::ioctl(fd, libc::SIOCSIFFLAGS, &req)
+            }
+        };
+        let e = errno();
+        close(fd);
+        if r < 0 { Err(e) } else { Ok(()) }
+    }
+
+    /// A stackless clone(SIGCHLD): fork without running atfork handlers. 0 in the child.
+    pub fn fork_raw() -> Result<i32, i32> {
+        // SAFETY: the caller (a child between fork and exec, single-threaded) only makes
+        // async-signal-safe calls in the new child.
+        let r = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+        if r < 0 { Err(errno()) } else { Ok(r as i32) }
+    }
+
+    /// sigwaitinfo(2) on `set`: the signal number and its si_code.
+    pub fn sigwait(set: &libc::sigset_t) -> Option<(i32, i32)> {
+        // SAFETY: siginfo_t is plain data; sigwaitinfo fills it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: both pointers are valid.
+        let sig = unsafe { libc::sigwaitinfo(set, &mut info) };
+        (sig > 0).then_some((sig, info.si_code))
+    }
+
+    /// waitpid(-1, WNOHANG): (pid, raw status) of one exited child.
+    pub fn wait_nohang() -> Option<(i32, i32)> {
+        let mut status = 0;
+        // SAFETY: a valid pointer to an int.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        (pid > 0).then_some((pid, status))
+    }
+
+    pub fn kill(pid: i32, sig: i32) {
+        // SAFETY: integer-only syscall.
+        unsafe { libc::kill(pid, sig) };
+    }
+
+    pub fn getpgid(pid: i32) -> i32 {
+        // SAFETY: integer-only syscall.
+        unsafe { libc::getpgid(pid) }
     }
 
     /// _exit(2): no atexit handlers, no flushing of buffers shared with the parent.

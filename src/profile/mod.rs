@@ -19,6 +19,7 @@ pub const BUILTINS: &[(&str, &str)] = &[
     ("small", include_str!("../../profiles/small.toml")),
     ("medium", include_str!("../../profiles/medium.toml")),
     ("large", include_str!("../../profiles/large.toml")),
+    ("isolated", include_str!("../../profiles/isolated.toml")),
 ];
 
 /// A validated profile.
@@ -31,6 +32,102 @@ pub struct Profile {
     pub stop: Stop,
     /// `[cgroup] required`: false runs degraded where limits cannot be enforced.
     pub cgroup_required: bool,
+    pub namespaces: Namespaces,
+}
+
+/// `[namespaces]`: which namespaces the agent gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespaces {
+    pub user: bool,
+    pub pid: bool,
+    pub net: bool,
+    pub mount: bool,
+    pub uts: bool,
+    pub ipc: bool,
+    pub cgroup: bool,
+    /// The hostname inside a new uts namespace.
+    pub hostname: String,
+}
+
+impl Default for Namespaces {
+    fn default() -> Self {
+        Namespaces {
+            user: false,
+            pid: false,
+            net: false,
+            mount: false,
+            uts: false,
+            ipc: false,
+            cgroup: false,
+            hostname: "synwire".into(),
+        }
+    }
+}
+
+/// The names `--unshare` and `[namespaces]` know, in the order they are listed.
+pub const NAMESPACE_NAMES: &[&str] = &["user", "pid", "net", "mount", "uts", "ipc", "cgroup"];
+
+impl Namespaces {
+    fn flag(&mut self, name: &str) -> Option<&mut bool> {
+        Some(match name {
+            "user" => &mut self.user,
+            "pid" => &mut self.pid,
+            "net" => &mut self.net,
+            "mount" => &mut self.mount,
+            "uts" => &mut self.uts,
+            "ipc" => &mut self.ipc,
+            "cgroup" => &mut self.cgroup,
+            _ => return None,
+        })
+    }
+
+    /// True when any namespace is asked for.
+    pub fn any(&self) -> bool {
+        self.user || self.pid || self.net || self.mount || self.uts || self.ipc || self.cgroup
+    }
+
+    /// The names of the namespaces asked for.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut copy = self.clone();
+        NAMESPACE_NAMES
+            .iter()
+            .copied()
+            .filter(|n| copy.flag(n).is_some_and(|f| *f))
+            .collect()
+    }
+
+    /// Adds `--unshare LIST`: comma-separated names, or `all`.
+    pub fn unshare(&mut self, list: &str) -> Result<(), ProfileError> {
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if name == "all" {
+                for n in NAMESPACE_NAMES {
+                    *self.flag(n).expect("known name") = true;
+                }
+                continue;
+            }
+            *self.flag(name).ok_or_else(|| ProfileError::Flag {
+                flag: "--unshare",
+                value: list.to_string(),
+                message: format!(
+                    "`{name}` is not a namespace; use a comma-separated list of {} or `all`",
+                    NAMESPACE_NAMES.join(", ")
+                ),
+            })? = true;
+        }
+        Ok(())
+    }
+}
+
+/// A valid hostname: 1 to 64 letters, digits, `-` and `.`.
+fn check_hostname(h: &str) -> Result<(), String> {
+    if !h.is_empty()
+        && h.len() <= 64
+        && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        Ok(())
+    } else {
+        Err("a hostname is 1 to 64 letters, digits, `-` and `.`".into())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -133,6 +230,8 @@ pub struct Overrides {
     pub cpu: Option<String>,
     pub pids: Option<String>,
     pub timeout: Option<String>,
+    /// `--unshare LIST`, added to the profile's namespaces.
+    pub unshare: Option<String>,
 }
 
 /// True when a `--profile` argument names a file rather than a built-in.
@@ -161,6 +260,9 @@ pub fn load(arg: &str, overrides: &Overrides) -> Result<Profile, ProfileError> {
         parse(arg, &format!("built-in profile `{arg}`"), text)?
     };
     apply_overrides(&mut profile.limits, overrides)?;
+    if let Some(list) = &overrides.unshare {
+        profile.namespaces.unshare(list)?;
+    }
     Ok(profile)
 }
 
@@ -264,6 +366,21 @@ struct RawProfile {
     stop: RawStop,
     #[serde(default)]
     cgroup: RawCgroup,
+    #[serde(default)]
+    namespaces: RawNamespaces,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNamespaces {
+    user: Val,
+    pid: Val,
+    net: Val,
+    mount: Val,
+    uts: Val,
+    ipc: Val,
+    cgroup: Val,
+    hostname: Val,
 }
 
 #[derive(Deserialize, Default)]
@@ -385,6 +502,12 @@ impl Source<'_> {
         v.get_ref()
             .as_str()
             .ok_or_else(|| self.bad(v, key, "expected a string".into()))
+    }
+
+    fn boolean(&self, v: &Spanned<toml::Value>, key: &str) -> Result<bool, ProfileError> {
+        v.get_ref()
+            .as_bool()
+            .ok_or_else(|| self.bad(v, key, "expected true or false".into()))
     }
 
     fn size(&self, v: &Spanned<toml::Value>, key: &str) -> Result<Size, ProfileError> {
@@ -547,12 +670,30 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
         stop.grace = src.duration(v, "stop.grace")?;
     }
     let cgroup_required = match &raw.cgroup.required {
-        Some(v) => v
-            .get_ref()
-            .as_bool()
-            .ok_or_else(|| src.bad(v, "cgroup.required", "expected true or false".into()))?,
+        Some(v) => src.boolean(v, "cgroup.required")?,
         None => true,
     };
+    let mut namespaces = Namespaces::default();
+    let n = &raw.namespaces;
+    for (name, v) in [
+        ("user", &n.user),
+        ("pid", &n.pid),
+        ("net", &n.net),
+        ("mount", &n.mount),
+        ("uts", &n.uts),
+        ("ipc", &n.ipc),
+        ("cgroup", &n.cgroup),
+    ] {
+        if let Some(v) = v {
+            *namespaces.flag(name).expect("known name") =
+                src.boolean(v, &format!("namespaces.{name}"))?;
+        }
+    }
+    if let Some(v) = &n.hostname {
+        let h = src.string(v, "namespaces.hostname")?;
+        src.check(v, "namespaces.hostname", check_hostname(h))?;
+        namespaces.hostname = h.to_string();
+    }
     let description = match &raw.description {
         Some(v) => Some(src.string(v, "description")?.to_string()),
         None => None,
@@ -563,6 +704,7 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
         limits,
         stop,
         cgroup_required,
+        namespaces,
     })
 }
 

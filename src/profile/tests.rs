@@ -150,6 +150,7 @@ fn overrides_replace_profile_limits_and_are_validated() {
         cpu: Some("1.5".into()),
         pids: Some("32".into()),
         timeout: Some("90s".into()),
+        unshare: None,
     };
     let p = load("small", &o).unwrap();
     assert_eq!(p.limits.memory, Some(Size::Bytes(1 << 30)));
@@ -215,4 +216,43 @@ fn signals() {
     assert_eq!(signal_number("9"), Some(9));
     assert_eq!(signal_number("SIGNOPE"), None);
     assert_eq!(signal_name(libc::SIGKILL), "SIGKILL");
+}
+
+#[test]
+fn namespaces_section_and_unshare_flag() {
+    let p = parse(
+        "x",
+        "x.toml",
+        "[namespaces]\nuser = true\npid = true\nuts = true\nhostname = \"box-1\"\n",
+    )
+    .unwrap();
+    assert_eq!(p.namespaces.names(), ["user", "pid", "uts"]);
+    assert_eq!(p.namespaces.hostname, "box-1");
+    let none = load("default", &Overrides::default()).unwrap();
+    assert!(!none.namespaces.any());
+    assert_eq!(none.namespaces.hostname, "synwire");
+
+    let o = Overrides { unshare: Some("net,ipc".into()), ..Default::default() };
+    let p = load("default", &o).unwrap();
+    assert_eq!(p.namespaces.names(), ["net", "ipc"]);
+    let o = Overrides { unshare: Some("all".into()), ..Default::default() };
+    assert_eq!(load("small", &o).unwrap().namespaces.names(), NAMESPACE_NAMES);
+    let o = Overrides { unshare: Some("pid,netw".into()), ..Default::default() };
+    let e = load("default", &o).unwrap_err().to_string();
+    assert!(e.contains("invalid --unshare `pid,netw`") && e.contains("`netw`"), "{e}");
+
+    let e = err("[namespaces]\npid = \"yes\"\n");
+    assert!(e.contains(":2:7:") && e.contains("`namespaces.pid`"), "{e}");
+    let e = err("[namespaces]\nhostname = \"no spaces\"\n");
+    assert!(e.contains(":2:12:") && e.contains("`namespaces.hostname`"), "{e}");
+    let e = err("[namespaces]\nnetwork = true\n");
+    assert!(e.contains("unknown key `namespaces.network`"), "{e}");
+}
+
+#[test]
+fn isolated_is_small_plus_every_namespace() {
+    let iso = load("isolated", &Overrides::default()).unwrap();
+    let small = load("small", &Overrides::default()).unwrap();
+    assert_eq!(iso.limits, small.limits);
+    assert_eq!(iso.namespaces.names(), NAMESPACE_NAMES);
 }

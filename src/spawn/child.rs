@@ -2,23 +2,30 @@
 //! allocation, no formatting, no locks, no tracing. Everything it uses was prepared before fork.
 
 use super::ChildCtx;
+use crate::ns::{init, NsPlan, Step};
 use crate::sys::child;
 
-/// Exit code when the parent vanished or the handshake failed before exec.
+/// Exit code when the parent vanished or a set-up step failed before exec.
 const SETUP_FAILED: i32 = 125;
 /// Exit code after a failed exec (the parent reads the real errno from the pipe).
 const EXEC_FAILED: i32 = 127;
 
+/// Tells the parent which step failed and why: [step, errno] as two native i32.
+fn report(ctx: &ChildCtx, step: Step, errno: i32) {
+    let mut buf = [0u8; 8];
+    buf[..4].copy_from_slice(&(step as i32).to_ne_bytes());
+    buf[4..].copy_from_slice(&errno.to_ne_bytes());
+    child::write_all(ctx.err_fd, &buf);
+}
+
 pub(super) fn run(ctx: &ChildCtx) -> ! {
     // Die with synwire-run: an agent must never outlive its supervisor unnoticed.
     child::set_parent_death_signal(libc::SIGKILL);
-    if child::getppid() != ctx.parent_pid {
+    // In a new pid namespace the parent is outside it, and getppid() reads 0.
+    let ppid = child::getppid();
+    if ppid != ctx.parent_pid && ppid != 0 {
         child::exit(SETUP_FAILED);
     }
-    // Rust ignores SIGPIPE in its runtime; the agent gets the default, as from a shell. Other
-    // dispositions are the caller's (synwire-run installs no handlers) and execve keeps them.
-    child::default_signal(libc::SIGPIPE);
-    child::set_signal_mask(ctx.old_mask);
     if let Some((read_end, write_end)) = ctx.handshake {
         // Our copy of the write end must go, or a dead parent would leave us waiting forever.
         child::close(write_end);
@@ -27,12 +34,65 @@ pub(super) fn run(ctx: &ChildCtx) -> ! {
         }
         child::close(read_end);
     }
+    if let Some(ns) = ctx.ns {
+        if let Err((step, errno)) = enter(ns) {
+            report(ctx, step, errno);
+            child::exit(SETUP_FAILED);
+        }
+        if ns.pid {
+            let i = init::Init {
+                wait_set: ctx.wait_set,
+                status_fd: ctx.status_fd,
+                err_fd: ctx.err_fd,
+            };
+            let errno = init::run(&i, ctx, exec);
+            report(ctx, Step::ForkInit, errno);
+            child::exit(SETUP_FAILED);
+        }
+    }
+    exec(ctx)
+}
+
+/// The set-up inside the new namespaces, in order: the cgroup namespace (now that we are in our
+/// cgroup, which becomes its root), private mounts, /proc, cgroup2, hostname, loopback.
+fn enter(ns: &NsPlan) -> Result<(), (Step, i32)> {
+    if ns.cgroup {
+        child::unshare(libc::CLONE_NEWCGROUP).map_err(|e| (Step::CgroupNs, e))?;
+    }
+    if ns.mount {
+        // Nothing mounted inside may propagate to the host.
+        child::mount(None, &ns.root, None, libc::MS_REC | libc::MS_PRIVATE)
+            .map_err(|e| (Step::PrivateMounts, e))?;
+        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        if ns.pid {
+            child::mount(Some(&ns.proc_fs), &ns.proc_dir, Some(&ns.proc_fs), flags)
+                .map_err(|e| (Step::MountProc, e))?;
+        }
+        if ns.cgroup {
+            child::mount(Some(&ns.cgroup_fs), &ns.cgroup_dir, Some(&ns.cgroup_fs), flags)
+                .map_err(|e| (Step::MountCgroup, e))?;
+        }
+    }
+    if ns.uts {
+        child::sethostname(&ns.hostname).map_err(|e| (Step::Hostname, e))?;
+    }
+    if ns.net {
+        child::loopback_up().map_err(|e| (Step::Loopback, e))?;
+    }
+    Ok(())
+}
+
+fn exec(ctx: &ChildCtx) -> ! {
+    // Rust ignores SIGPIPE in its runtime; the agent gets the default, as from a shell. Other
+    // dispositions are the caller's (synwire-run installs no handlers) and execve keeps them.
+    child::default_signal(libc::SIGPIPE);
+    child::set_signal_mask(ctx.old_mask);
     let plan = ctx.plan;
     let mut errno = child::execve(&plan.path, &plan.argv, &plan.envp);
     if errno == libc::ENOEXEC {
         // A script without "#!": run it with /bin/sh, as execvp and shells do.
         errno = child::execve(&plan.sh_path, &plan.sh_argv, &plan.envp);
     }
-    child::write_all(ctx.err_fd, &errno.to_ne_bytes());
+    report(ctx, Step::Exec, errno);
     child::exit(EXEC_FAILED)
 }

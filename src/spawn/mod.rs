@@ -11,7 +11,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use nix::fcntl::OFlag;
 
 use crate::cgroup::{AgentCgroup, CgroupError};
+use crate::ns::{self, NsError, NsPlan, Step};
 use crate::plan::{exec_errno, ExecFailure, ExecPlan};
+use crate::profile::Namespaces;
 use crate::sys::{self, Forked};
 
 /// How the agent was started, reported in the statistics.
@@ -31,6 +33,8 @@ pub struct Child {
     /// Signals go through this where the kernel has pidfds, so they never hit a reused PID.
     pub pidfd: Option<OwnedFd>,
     pub mode: SpawnMode,
+    /// With a pid namespace, `pid` is our init; the agent's own raw wait status arrives here.
+    pub agent_status: Option<OwnedFd>,
 }
 
 impl Child {
@@ -43,6 +47,21 @@ impl Child {
                 nix::sys::signal::Signal::try_from(sig).map_err(io::Error::from)?,
             )
             .map_err(io::Error::from),
+        }
+    }
+}
+
+impl Child {
+    /// The agent's raw wait status: the one the pid namespace's init passed on, else `status`
+    /// (the init itself, killed before it could tell, or no pid namespace).
+    pub fn agent_status(&self, status: i32) -> i32 {
+        let Some(fd) = &self.agent_status else {
+            return status;
+        };
+        let mut buf = [0u8; 4];
+        match std::fs::File::from(fd.try_clone().expect("dup pipe")).read(&mut buf) {
+            Ok(4) => i32::from_ne_bytes(buf),
+            _ => status,
         }
     }
 }
@@ -64,6 +83,8 @@ pub enum SpawnError {
     },
     #[error("cannot move the agent into its cgroup: {0}")]
     Place(#[from] CgroupError),
+    #[error(transparent)]
+    Ns(#[from] NsError),
 }
 
 /// What the child needs, all prepared before fork.
@@ -74,6 +95,10 @@ pub(crate) struct ChildCtx<'a> {
     /// Read end of the handshake (fork mode) and the write end to close first.
     pub handshake: Option<(RawFd, RawFd)>,
     pub err_fd: RawFd,
+    pub ns: Option<&'a NsPlan>,
+    /// For a pid namespace's init: the signals it waits for, and where the status goes.
+    pub wait_set: &'a libc::sigset_t,
+    pub status_fd: RawFd,
 }
 
 /// Whether a clone3 failure means "use the fallback" rather than "give up".
@@ -92,82 +117,104 @@ fn clone3_unsupported(e: &io::Error) -> bool {
     )
 }
 
-/// Starts the agent inside `cgroup` (or without one, degraded). `force_fork` takes the fallback
-/// path even where clone3 works (testing; SYNWIRE_SPAWN=fork).
-pub fn spawn(
-    plan: &ExecPlan,
-    cgroup: Option<&AgentCgroup>,
-    old_mask: &libc::sigset_t,
-    force_fork: bool,
-) -> Result<Spawned, SpawnError> {
-    let (err_r, err_w) =
-        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::Pipe(e.into()))?;
-    let parent_pid = std::process::id() as i32;
+/// What to start and how.
+pub struct Spawn<'a> {
+    pub plan: &'a ExecPlan,
+    pub cgroup: Option<&'a AgentCgroup>,
+    pub ns: Option<(&'a NsPlan, &'a Namespaces)>,
+    pub old_mask: &'a libc::sigset_t,
+    pub wait_set: &'a libc::sigset_t,
+    /// Take the fallback path even where clone3 works (testing; SYNWIRE_SPAWN=fork).
+    pub force_fork: bool,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::Pipe(e.into()))
+}
+
+/// Starts the agent inside its cgroup (or without one, degraded), in its namespaces.
+pub fn spawn(s: &Spawn) -> Result<Spawned, SpawnError> {
+    let (err_r, err_w) = pipe()?;
+    let ns_plan = s.ns.map(|(p, _)| p);
+    let ns_flags = ns_plan.map_or(0, |p| p.clone_flags);
+    let status = match ns_plan {
+        Some(p) if p.pid => Some(pipe()?),
+        _ => None,
+    };
+    // The parent must act between clone and exec: id maps for a user namespace.
+    let early_handshake = ns_plan.is_some_and(|p| p.needs_handshake());
+    let (hs_r, hs_w) = pipe()?;
     let mut ctx = ChildCtx {
-        plan,
-        parent_pid,
-        old_mask,
-        handshake: None,
+        plan: s.plan,
+        parent_pid: std::process::id() as i32,
+        old_mask: s.old_mask,
+        handshake: early_handshake.then(|| (hs_r.as_raw_fd(), hs_w.as_raw_fd())),
         err_fd: err_w.as_raw_fd(),
+        ns: ns_plan,
+        wait_set: s.wait_set,
+        status_fd: status.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
     };
 
     let mut forked = None;
-    if !force_fork {
+    if !s.force_fork {
         // SAFETY: synwire-run starts no threads; the child branch below only calls child::run,
         // which makes async-signal-safe calls and never returns.
-        match unsafe { sys::clone3(cgroup.map(|c| c.dir_fd())) } {
+        match unsafe { sys::clone3(s.cgroup.map(|c| c.dir_fd()), ns_flags) } {
             Ok(Forked::Child) => child::run(&ctx),
             Ok(Forked::Parent { pid, pidfd }) => forked = Some((pid, pidfd, SpawnMode::Clone3)),
             Err(e) if clone3_unsupported(&e) => {
-                tracing::debug!("clone3 unavailable ({e}); falling back to fork and cgroup.procs");
+                tracing::debug!("clone3 failed ({e}); falling back to clone and cgroup.procs");
             }
-            Err(source) => {
-                return Err(SpawnError::Fork {
-                    call: "clone3",
-                    source,
-                })
-            }
+            Err(source) => return Err(clone_error(s, "clone3", source)),
         }
     }
     let (pid, pidfd, mode) = match forked {
         Some(f) => f,
         None => {
-            let (hs_r, hs_w) =
-                nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::Pipe(e.into()))?;
             ctx.handshake = Some((hs_r.as_raw_fd(), hs_w.as_raw_fd()));
             // SAFETY: as above: single-threaded, and the child only runs child::run.
-            let pid = match unsafe { sys::fork() } {
+            let pid = match unsafe { sys::fork(ns_flags) } {
                 Ok(Forked::Child) => child::run(&ctx),
                 Ok(Forked::Parent { pid, .. }) => pid,
-                Err(source) => {
-                    return Err(SpawnError::Fork {
-                        call: "fork",
-                        source,
-                    })
-                }
+                Err(source) => return Err(clone_error(s, "clone", source)),
             };
-            drop(hs_r);
-            if let Some(cg) = cgroup {
-                if let Err(e) = cg.add_process(pid) {
-                    // Closing the handshake unread makes the child exit before it runs anything.
-                    drop(hs_w);
-                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-                    return Err(e.into());
-                }
-            }
-            // The child is in its cgroup: release it.
-            sys::child::write_all(hs_w.as_raw_fd(), b"g");
-            drop(hs_w);
             (pid, sys::pidfd_open(pid).ok(), SpawnMode::Fork)
         }
     };
+    drop(hs_r);
     drop(err_w);
+    let status_r = status.map(|(r, _)| r);
+    // Closing the handshake unread makes the child exit before it runs anything.
+    let abandon = |hs_w: OwnedFd| {
+        drop(hs_w);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    };
+    if let Some(p) = ns_plan.filter(|p| p.user) {
+        if let Err(e) = p.write_id_maps(pid) {
+            abandon(hs_w);
+            return Err(e.into());
+        }
+    }
+    if mode == SpawnMode::Fork {
+        if let Some(cg) = s.cgroup {
+            if let Err(e) = cg.add_process(pid) {
+                abandon(hs_w);
+                return Err(e.into());
+            }
+        }
+    }
+    if ctx.handshake.is_some() {
+        // The child is in its cgroup with its id maps: release it.
+        sys::child::write_all(hs_w.as_raw_fd(), b"g");
+    }
+    drop(hs_w);
 
-    // EOF: the exec succeeded (the pipe closed on exec). Four bytes: the errno of a failed exec.
-    let mut buf = [0u8; 4];
+    // EOF: the exec succeeded (the pipe closed on exec). Eight bytes: the step that failed and
+    // its errno.
+    let mut buf = [0u8; 8];
     let mut got = 0;
     let mut r = std::fs::File::from(err_r);
-    while got < 4 {
+    while got < 8 {
         match r.read(&mut buf[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
@@ -175,11 +222,31 @@ pub fn spawn(
             Err(_) => break,
         }
     }
-    if got == 4 {
-        let errno = i32::from_ne_bytes(buf);
+    if got == 8 {
+        let step = Step::from_i32(i32::from_ne_bytes(buf[..4].try_into().expect("4 bytes")));
+        let errno = i32::from_ne_bytes(buf[4..].try_into().expect("4 bytes"));
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-        let failure = exec_errno(&plan.program(), &plan.path.to_string_lossy(), errno);
+        if step != Step::Exec {
+            return Err(NsError::Setup {
+                step,
+                source: io::Error::from_raw_os_error(errno),
+            }
+            .into());
+        }
+        let failure = exec_errno(&s.plan.program(), &s.plan.path.to_string_lossy(), errno);
         return Ok(Spawned::ExecFailed(failure));
     }
-    Ok(Spawned::Running(Child { pid, pidfd, mode }))
+    Ok(Spawned::Running(Child {
+        pid,
+        pidfd,
+        mode,
+        agent_status: status_r,
+    }))
+}
+
+fn clone_error(s: &Spawn, call: &'static str, source: io::Error) -> SpawnError {
+    match s.ns {
+        Some((_, names)) => ns::create_error(names, source).into(),
+        None => SpawnError::Fork { call, source },
+    }
 }

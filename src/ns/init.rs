@@ -1,0 +1,62 @@
+//! The init that runs as PID 1 of a new pid namespace. A program that is PID 1 ignores every
+//! signal it has no handler for, so an agent without a SIGTERM handler would never stop; and
+//! orphans in the namespace are reparented to PID 1, which must reap them. This init forks the
+//! agent, forwards the signals it receives, reaps everything, and exits with the agent's status
+//! (also sent, raw, to synwire-run over a pipe, so a death by signal is reported as one).
+//!
+//! It runs in the child between clone and exec of the agent: async-signal-safe calls only.
+
+use crate::sys::child;
+
+/// si_code of a signal the kernel sent (the terminal's Ctrl-C to the whole process group).
+const SI_KERNEL: i32 = 0x80;
+
+/// What the init needs, prepared before fork.
+pub struct Init<'a> {
+    /// The signals it waits for: the forwarded ones and SIGCHLD, already blocked.
+    pub wait_set: &'a libc::sigset_t,
+    /// Where the agent's raw wait status goes.
+    pub status_fd: i32,
+    /// The exec-error pipe: the init's copy is closed once the agent is forked, so synwire-run
+    /// sees EOF when the agent's exec succeeds.
+    pub err_fd: i32,
+}
+
+/// Forks the agent (which runs `start_agent`, never returning) and supervises it until it
+/// exits. Returns only if the fork fails, with its errno.
+pub fn run<C>(init: &Init, ctx: &C, start_agent: fn(&C) -> !) -> i32 {
+    let agent = match child::fork_raw() {
+        Ok(pid) => pid,
+        Err(errno) => return errno,
+    };
+    if agent == 0 {
+        child::set_parent_death_signal(libc::SIGKILL);
+        start_agent(ctx);
+    }
+    child::close(init.err_fd);
+    loop {
+        let Some((sig, code)) = child::sigwait(init.wait_set) else {
+            continue;
+        };
+        if sig == libc::SIGCHLD {
+            while let Some((pid, status)) = child::wait_nohang() {
+                if pid == agent {
+                    child::write_all(init.status_fd, &status.to_ne_bytes());
+                    let code = if libc::WIFSIGNALED(status) {
+                        128 + libc::WTERMSIG(status)
+                    } else {
+                        libc::WEXITSTATUS(status)
+                    };
+                    // Leaving kills whatever else is in the namespace.
+                    child::exit(code);
+                }
+            }
+            continue;
+        }
+        // A signal the terminal sent to the whole foreground group already reached the agent.
+        if code == SI_KERNEL && child::getpgid(agent) == child::getpgid(0) {
+            continue;
+        }
+        child::kill(agent, sig);
+    }
+}

@@ -1,0 +1,189 @@
+//! Namespaces: which ones the agent gets, the clone flags, the id maps the parent writes for a
+//! user namespace, the set-up steps the child runs inside them, and the errors that name the
+//! cause and the fix. The PID-1 init for a new pid namespace is in [`init`].
+
+pub mod init;
+
+use std::ffi::CString;
+use std::io;
+
+use crate::profile::Namespaces;
+
+pub const CLONE_NEWNS: u64 = 0x0002_0000;
+pub const CLONE_NEWCGROUP: u64 = 0x0200_0000;
+pub const CLONE_NEWUTS: u64 = 0x0400_0000;
+pub const CLONE_NEWIPC: u64 = 0x0800_0000;
+pub const CLONE_NEWUSER: u64 = 0x1000_0000;
+pub const CLONE_NEWPID: u64 = 0x2000_0000;
+pub const CLONE_NEWNET: u64 = 0x4000_0000;
+
+/// Everything the child needs to enter and set up its namespaces, prepared before fork.
+pub struct NsPlan {
+    /// Namespaces created by clone (the cgroup namespace is unshared later, once the child is in
+    /// its cgroup, so that the cgroup is its root).
+    pub clone_flags: u64,
+    pub user: bool,
+    pub pid: bool,
+    pub mount: bool,
+    pub cgroup: bool,
+    pub net: bool,
+    pub uts: bool,
+    pub hostname: CString,
+    /// "0 <uid> 1" and "0 <gid> 1": the caller becomes root inside.
+    pub uid_map: String,
+    pub gid_map: String,
+    pub root: CString,
+    pub proc_dir: CString,
+    pub proc_fs: CString,
+    pub cgroup_dir: CString,
+    pub cgroup_fs: CString,
+}
+
+impl NsPlan {
+    pub fn new(ns: &Namespaces) -> Option<NsPlan> {
+        if !ns.any() {
+            return None;
+        }
+        let mut flags = 0;
+        for (on, flag) in [
+            (ns.user, CLONE_NEWUSER),
+            (ns.pid, CLONE_NEWPID),
+            (ns.net, CLONE_NEWNET),
+            (ns.mount, CLONE_NEWNS),
+            (ns.uts, CLONE_NEWUTS),
+            (ns.ipc, CLONE_NEWIPC),
+        ] {
+            if on {
+                flags |= flag;
+            }
+        }
+        let c = |s: &str| CString::new(s).expect("no NUL");
+        Some(NsPlan {
+            clone_flags: flags,
+            user: ns.user,
+            pid: ns.pid,
+            mount: ns.mount,
+            cgroup: ns.cgroup,
+            net: ns.net,
+            uts: ns.uts,
+            hostname: CString::new(ns.hostname.as_str()).expect("validated hostname"),
+            uid_map: format!("0 {} 1\n", nix::unistd::geteuid()),
+            gid_map: format!("0 {} 1\n", nix::unistd::getegid()),
+            root: c("/"),
+            proc_dir: c("/proc"),
+            proc_fs: c("proc"),
+            cgroup_dir: c("/sys/fs/cgroup"),
+            cgroup_fs: c("cgroup2"),
+        })
+    }
+
+    /// True when the child must wait for the parent before it goes on (id maps to write).
+    pub fn needs_handshake(&self) -> bool {
+        self.user
+    }
+
+    /// Writes the child's uid_map, "deny" to setgroups (required before an unprivileged gid_map),
+    /// then gid_map.
+    pub fn write_id_maps(&self, pid: i32) -> Result<(), NsError> {
+        for (file, text) in [
+            ("uid_map", self.uid_map.as_str()),
+            ("setgroups", "deny"),
+            ("gid_map", self.gid_map.as_str()),
+        ] {
+            let path = format!("/proc/{pid}/{file}");
+            std::fs::write(&path, text).map_err(|source| NsError::IdMap { path, source })?;
+        }
+        Ok(())
+    }
+}
+
+/// A set-up step in the child, reported with its errno when it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Step {
+    Exec = 0,
+    CgroupNs = 1,
+    PrivateMounts = 2,
+    MountProc = 3,
+    MountCgroup = 4,
+    Hostname = 5,
+    Loopback = 6,
+    ForkInit = 7,
+    Setup = 8,
+}
+
+impl Step {
+    pub fn from_i32(v: i32) -> Step {
+        match v {
+            1 => Step::CgroupNs,
+            2 => Step::PrivateMounts,
+            3 => Step::MountProc,
+            4 => Step::MountCgroup,
+            5 => Step::Hostname,
+            6 => Step::Loopback,
+            7 => Step::ForkInit,
+            8 => Step::Setup,
+            _ => Step::Exec,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Step::Exec => "execute the command",
+            Step::CgroupNs => "create the cgroup namespace",
+            Step::PrivateMounts => "make the new mount namespace private (mount --make-rprivate /)",
+            Step::MountProc => "mount a fresh /proc for the new pid namespace",
+            Step::MountCgroup => "mount cgroup2 at /sys/fs/cgroup for the new cgroup namespace",
+            Step::Hostname => "set the hostname in the new uts namespace",
+            Step::Loopback => "bring up the loopback interface in the new network namespace",
+            Step::ForkInit => "start the agent under the pid namespace's init",
+            Step::Setup => "prepare the agent",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NsError {
+    #[error("cannot create the {names} namespace{s}: {source}; {fix}", s = if names.contains(", ") { "s" } else { "" })]
+    Create {
+        names: String,
+        source: io::Error,
+        fix: String,
+    },
+    #[error("cannot write {path}: {source}; the user namespace could not be given its id maps")]
+    IdMap { path: String, source: io::Error },
+    #[error("cannot {}: {source}", step.describe())]
+    Setup { step: Step, source: io::Error },
+}
+
+fn read_sysctl(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+}
+
+/// The error for a failed clone with namespace flags, with the cause and the fix.
+pub fn create_error(ns: &Namespaces, source: io::Error) -> NsError {
+    let names = ns.names().join(", ");
+    let root = nix::unistd::geteuid().is_root();
+    let fix = match source.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EUSERS) => {
+            "a namespace limit is exhausted: raise the sysctl user.max_user_namespaces (or the user.max_*_namespaces of the kind named), or end processes that hold namespaces".to_string()
+        }
+        Some(libc::EPERM) | Some(libc::EACCES) if ns.user && !root => {
+            if read_sysctl("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+                "unprivileged user namespaces are disabled: `sysctl kernel.unprivileged_userns_clone=1` (and set it in /etc/sysctl.d), or run as root".into()
+            } else if read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+                "AppArmor forbids unprivileged user namespaces (Ubuntu's kernel.apparmor_restrict_unprivileged_userns=1): allow synwire-run with an AppArmor profile granting `userns,`, set the sysctl to 0, or run as root".into()
+            } else if read_sysctl("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+                "user namespaces are disabled (user.max_user_namespaces=0): raise that sysctl, or run as root".into()
+            } else {
+                "the kernel or a security module (seccomp, SELinux, a container runtime) forbids unprivileged user namespaces here; run as root, or where they are allowed".into()
+            }
+        }
+        Some(libc::EPERM) if !root => {
+            "creating namespaces needs CAP_SYS_ADMIN: add `user = true` to [namespaces] (or `--unshare user`) so they are created inside a user namespace, or run as root".into()
+        }
+        Some(libc::EINVAL) => "this kernel does not support one of these namespaces (check its CONFIG_*_NS options)".into(),
+        _ => "check that this kernel and sandbox allow these namespaces".into(),
+    };
+    NsError::Create { names, source, fix }
+}
