@@ -39,6 +39,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
         add!("hybrid/allow-degraded", hybrid_allow_degraded);
         add!("hybrid/required-false", hybrid_required_false);
         add!("hybrid/default-runs", hybrid_default_runs);
+        add!("hybrid/daemon-killed", hybrid_daemon_killed);
         return t;
     }
     for m in [Spawn::Clone3, Spawn::Fork] {
@@ -83,9 +84,15 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     add!("sigterm-forwarded", sigterm_forwarded);
     add!("timeout/grace-kill", timeout_grace_kill);
     add!("daemon-killed", daemon_killed);
+    add!("pdeathsig", pdeathsig);
     add!("root-cgroup", root_cgroup);
     add!("concurrent-30", concurrent_30);
     t
+}
+
+/// Prints a measurement as a `#` comment line: kept in the VM log, not counted as a result.
+fn note(msg: &str) {
+    println!("# {msg}");
 }
 
 /// Runs every test whose name contains `filter`; returns (passed, failed).
@@ -455,6 +462,10 @@ fn stats_keys(env: &Env) -> Result<(), String> {
     ensure(r.stat_u64("pids_limit")? == 64, || {
         "pids_limit not 64".into()
     })?;
+    note(&format!(
+        "stats: wall_time_us {wall} cpu_usage_us {usage} memory_peak_bytes {peak} pids_peak {}",
+        s["pids_peak"]
+    ));
     let has_pids_peak = env.path("/user.slice").join("pids.peak").exists();
     if has_pids_peak || !s["pids_peak"].is_null() {
         let p = r.stat_u64("pids_peak")?;
@@ -467,8 +478,8 @@ fn stats_keys(env: &Env) -> Result<(), String> {
 }
 
 fn oom(env: &Env) -> Result<(), String> {
+    // Without -q: the out-of-memory explanation is part of what the user sees.
     let args = [
-        "-q",
         "--profile",
         "small",
         "--memory",
@@ -481,6 +492,15 @@ fn oom(env: &Env) -> Result<(), String> {
     let r = run(env, &root(env), Spawn::Clone3, &args)?;
     r.expect_code(137)?;
     r.expect_outcome("oom_killed")?;
+    let peak = r.stat("memory_peak_bytes")?;
+    note(&format!(
+        "oom: oom_kills {} memory_peak_bytes {peak}",
+        r.stat("oom_kills")?
+    ));
+    // Whether from memory.peak or wait4's maxrss, the peak is near the 64 MiB it died at.
+    ensure(peak.as_u64().is_some_and(|p| p >= 32 << 20), || {
+        format!("memory_peak_bytes {peak} after an OOM kill at 64 MiB")
+    })?;
     let kills = r.stat_u64("oom_kills")?;
     ensure(kills >= 1, || format!("oom_kills {kills}"))?;
     ensure(r.stat_u64("memory_limit_bytes")? == 64 << 20, || {
@@ -513,6 +533,7 @@ fn forkbomb(env: &Env) -> Result<(), String> {
         "pids_limit not 20".into()
     })?;
     let peak = r.stat("pids_peak")?;
+    note(&format!("forkbomb: forked {n}, pids_peak {peak}"));
     ensure(
         peak.is_null() || peak.as_u64().is_some_and(|p| p <= 20 && p as usize > n),
         || format!("pids_peak {peak} with {n} forks under pids.max 20"),
@@ -531,6 +552,10 @@ fn cpu_throttle(env: &Env) -> Result<(), String> {
     let wall = r.stat_u64("wall_time_us")? as f64;
     let ratio = usage / wall;
     let nr = r.stat_u64("cpu_nr_throttled")?;
+    note(&format!(
+        "cpu-throttle: usage/wall {ratio:.3}, nr_throttled {nr}, throttled_us {}",
+        r.stat("cpu_throttled_us")?
+    ));
     ensure(ratio < 0.5 && nr > 0, || {
         format!("cpu 0.2: usage/wall {ratio:.3}, nr_throttled {nr}")
     })
@@ -591,6 +616,11 @@ fn daemon_killed(env: &Env) -> Result<(), String> {
         &["-q", "--", VMTEST, "daemonize"],
     )?;
     r.expect_code(0)?;
+    expect_gone(&r)
+}
+
+/// The daemonize helper printed its grandchild's pid: that process must no longer run.
+fn expect_gone(r: &Run) -> Result<(), String> {
     let pid: i32 = r
         .stdout
         .trim()
@@ -708,10 +738,28 @@ fn hybrid_allow_degraded(env: &Env) -> Result<(), String> {
         "--",
         "sh",
         "-c",
-        "exit 7",
+        "grep ^0:: /proc/self/cgroup; exit 7",
     ];
     let r = run(env, &root(env), Spawn::Clone3, &args)?;
-    expect_degraded(&r, &["memory", "pids", "cpu"])
+    expect_degraded(&r, &["memory", "pids", "cpu"])?;
+    // The unified hierarchy still gives the agent its own cgroup, for tracking and kill.
+    expect_agent_cgroup(v2_line(&r.stdout)?, env.caller_parent())
+}
+
+/// Degraded mode still kills what the command left behind (on 5.10 without cgroup.kill).
+fn hybrid_daemon_killed(env: &Env) -> Result<(), String> {
+    let args = [
+        "-q",
+        "--allow-degraded",
+        "--profile",
+        "small",
+        "--",
+        VMTEST,
+        "daemonize",
+    ];
+    let r = run(env, &root(env), Spawn::Clone3, &args)?;
+    r.expect_code(0)?;
+    expect_gone(&r)
 }
 
 fn hybrid_required_false(env: &Env) -> Result<(), String> {
@@ -748,5 +796,44 @@ fn hybrid_default_runs(env: &Env) -> Result<(), String> {
     expect_agent_cgroup(seen, env.caller_parent())?;
     ensure(!r.stderr.contains("error"), || {
         format!("unexpected error: {}", r.show())
+    })
+}
+
+/// synwire-run SIGKILLed: its child dies too (PR_SET_PDEATHSIG). The agent cgroup stays behind
+/// (nobody is left to remove it): the test removes it.
+fn pdeathsig(env: &Env) -> Result<(), String> {
+    let before = layout::walk(env);
+    let mut s = start(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &["-q", "--", VMTEST, "ignore-term"],
+    )?;
+    let ready = s.read_line();
+    let agent = layout::walk(env)
+        .into_iter()
+        .find(|c| !before.contains(c) && layout::parent(c).ends_with("/synwire/agents"));
+    let _ = kill(Pid::from_raw(s.pid()), Signal::SIGKILL);
+    let r = s.finish();
+    ensure(ready.as_deref() == Ok("ready"), || {
+        format!("agent not ready: {ready:?}; {}", r.show())
+    })?;
+    let agent = agent.ok_or("no agent cgroup while the agent ran")?;
+    let procs = env.path(&agent).join("cgroup.procs");
+    // The kernel delivers the death signal as synwire-run exits; wait for it, bounded.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let left = loop {
+        let left = layout::read(&procs).unwrap_or_default();
+        if left.trim().is_empty() || std::time::Instant::now() > until {
+            break left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = std::fs::remove_dir(env.path(&agent));
+    ensure(left.trim().is_empty(), || {
+        format!(
+            "agent still running after synwire-run was killed: {}",
+            left.trim()
+        )
     })
 }
