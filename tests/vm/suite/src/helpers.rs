@@ -100,6 +100,33 @@ pub fn trap_term() -> Result<(), String> {
     }
 }
 
+/// `trap-signals`: prints `ready`, then `got SIGNAME` for each of SIGHUP, SIGINT, SIGQUIT,
+/// SIGUSR1, SIGUSR2, SIGWINCH and SIGTERM it receives; exits 42 after SIGTERM.
+pub fn trap_signals() -> Result<(), String> {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGTERM,
+    ] {
+        set.add(s);
+    }
+    set.thread_block()
+        .map_err(|e| format!("sigprocmask: {e}"))?;
+    say("ready");
+    loop {
+        let sig = set.wait().map_err(|e| format!("sigwait: {e}"))?;
+        say(&format!("got {}", sig.as_str()));
+        if sig == Signal::SIGTERM {
+            std::process::exit(42);
+        }
+    }
+}
+
 /// `ignore-term`: ignores SIGTERM, prints `ready` and sleeps forever.
 pub fn ignore_term() -> Result<(), String> {
     // SAFETY: SIG_IGN installs no Rust code as a handler.

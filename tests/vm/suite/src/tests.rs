@@ -82,6 +82,10 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     add!("forkbomb", forkbomb);
     add!("cpu-throttle", cpu_throttle);
     add!("sigterm-forwarded", sigterm_forwarded);
+    add!("signals-forwarded", signals_forwarded);
+    add!("timeout/stop-signal", timeout_stop_signal);
+    add!("exit/sigkill-not-oom", exit_sigkill_not_oom);
+    add!("cgroup-parent", cgroup_parent);
     add!("timeout/grace-kill", timeout_grace_kill);
     add!("daemon-killed", daemon_killed);
     add!("pdeathsig", pdeathsig);
@@ -835,5 +839,151 @@ fn pdeathsig(env: &Env) -> Result<(), String> {
             "agent still running after synwire-run was killed: {}",
             left.trim()
         )
+    })
+}
+
+/// Every signal of the list sent to synwire-run reaches the agent, one at a time.
+fn signals_forwarded(env: &Env) -> Result<(), String> {
+    let mut s = start(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &["-q", "--", VMTEST, "trap-signals"],
+    )?;
+    let mut got = vec![s.read_line()];
+    if got[0].as_deref() == Ok("ready") {
+        for sig in [
+            Signal::SIGHUP,
+            Signal::SIGINT,
+            Signal::SIGQUIT,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+            Signal::SIGWINCH,
+            Signal::SIGTERM,
+        ] {
+            let _ = kill(Pid::from_raw(s.pid()), sig);
+            let line = s.read_line();
+            let ok = line.as_deref() == Ok(&format!("got {}", sig.as_str()));
+            got.push(line);
+            if !ok {
+                break;
+            }
+        }
+    }
+    let r = s.finish();
+    r.expect_code(42)?;
+    let want =
+        "ready got SIGHUP got SIGINT got SIGQUIT got SIGUSR1 got SIGUSR2 got SIGWINCH got SIGTERM";
+    let seen: Vec<String> = got.into_iter().map(|l| l.unwrap_or_else(|e| e)).collect();
+    ensure(seen.join(" ") == want, || {
+        format!(
+            "agent saw {seen:?}, expected each forwarded signal once; {}",
+            r.show()
+        )
+    })
+}
+
+/// On timeout the profile's stop.signal is sent, then everything is killed after the grace.
+fn timeout_stop_signal(env: &Env) -> Result<(), String> {
+    let path = "/tmp/stop-int.toml";
+    write_file(path, "[stop]\nsignal = \"SIGINT\"\ngrace = \"1s\"\n")?;
+    let args = [
+        "-q",
+        "--profile",
+        path,
+        "--timeout",
+        "2s",
+        "--",
+        VMTEST,
+        "trap-signals",
+    ];
+    let r = run(env, &root(env), Spawn::Clone3, &args)?;
+    r.expect_code(124)?;
+    r.expect_outcome("timed_out")?;
+    ensure(r.stdout == "ready\ngot SIGINT\n", || {
+        format!("expected the agent to get SIGINT only: {}", r.show())
+    })
+}
+
+/// A command killed by SIGKILL from outside is 128+9 and "signaled", not an OOM kill.
+fn exit_sigkill_not_oom(env: &Env) -> Result<(), String> {
+    let r = run(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &[
+            "-q",
+            "--profile",
+            "small",
+            "--",
+            "sh",
+            "-c",
+            "kill -KILL $$",
+        ],
+    )?;
+    r.expect_code(137)?;
+    r.expect_outcome("signaled")?;
+    ensure(
+        r.stat_u64("signal")? == 9 && r.stat_u64("oom_kills")? == 0,
+        || {
+            format!(
+                "signal {:?} oom_kills {:?}",
+                r.stat("signal"),
+                r.stat("oom_kills")
+            )
+        },
+    )
+}
+
+/// --cgroup-parent puts the agent below the given cgroup instead of `<parent>/synwire/agents`,
+/// and removes it afterwards.
+fn cgroup_parent(env: &Env) -> Result<(), String> {
+    let custom = format!("{}/custom.slice", env.caller_parent());
+    let dir = env.path(&custom);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    let r = run(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &[
+            "-q",
+            "--cgroup-parent",
+            &custom,
+            "--profile",
+            "small",
+            "--",
+            "sh",
+            "-c",
+            SHOW_LIMITS,
+        ],
+    );
+    // Agent cgroups left below it (any depth), then remove the whole test subtree.
+    let below: Vec<String> = layout::walk(env)
+        .into_iter()
+        .filter(|c| c.starts_with(&format!("{custom}/")))
+        .collect();
+    let children: Vec<&String> = below
+        .iter()
+        .filter(|c| crate::harness::is_uuid_v4(c.rsplit('/').next().unwrap_or("")))
+        .collect();
+    for c in below.iter().rev() {
+        let _ = std::fs::remove_dir(env.path(c));
+    }
+    let _ = std::fs::remove_dir(&dir);
+    let r = r?;
+    r.expect_code(0)?;
+    let cg = v2_line(&r.stdout)?;
+    let id = cg.strip_prefix(&format!("{custom}/")).unwrap_or("");
+    let id = id.rsplit('/').next().unwrap_or("");
+    ensure(
+        cg.starts_with(&format!("{custom}/")) && crate::harness::is_uuid_v4(id),
+        || format!("agent cgroup {cg:?} is not below {custom}/ ending in a uuid v4"),
+    )?;
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    ensure(lines[1..] == ["536870912", "64", "50000 100000"], || {
+        format!("limits below --cgroup-parent: {}", r.show())
+    })?;
+    ensure(children.is_empty(), || {
+        format!("left below {custom}: {children:?}")
     })
 }
