@@ -24,6 +24,7 @@ fn root(env: &Env) -> Caller {
     Caller {
         cgroup: env.caller.clone(),
         uid: None,
+        tty: None,
     }
 }
 
@@ -83,6 +84,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     add!("cpu-throttle", cpu_throttle);
     add!("sigterm-forwarded", sigterm_forwarded);
     add!("signals-forwarded", signals_forwarded);
+    add!("ctrl-c-once", ctrl_c_once);
     add!("timeout/stop-signal", timeout_stop_signal);
     add!("exit/sigkill-not-oom", exit_sigkill_not_oom);
     add!("cgroup-parent", cgroup_parent);
@@ -359,6 +361,7 @@ fn delegated_user(env: &Env, m: Spawn) -> Result<(), String> {
     let caller = Caller {
         cgroup: env.user_caller.clone(),
         uid: Some(USER_UID),
+        tty: None,
     };
     let script = format!("id -u; {SHOW_LIMITS}");
     let r = run(
@@ -649,6 +652,7 @@ fn root_cgroup(env: &Env) -> Result<(), String> {
     let caller = Caller {
         cgroup: "/".into(),
         uid: None,
+        tty: None,
     };
     let r = run(
         env,
@@ -985,5 +989,44 @@ fn cgroup_parent(env: &Env) -> Result<(), String> {
     })?;
     ensure(children.is_empty(), || {
         format!("left below {custom}: {children:?}")
+    })
+}
+
+/// Ctrl-C on the terminal reaches the agent exactly once: the terminal signals the whole
+/// foreground job, and synwire-run must not forward a second copy.
+fn ctrl_c_once(env: &Env) -> Result<(), String> {
+    let pty = crate::helpers::Pty::open()?;
+    let caller = Caller {
+        cgroup: env.caller.clone(),
+        uid: None,
+        tty: Some(pty.slave.clone()),
+    };
+    let mut s = start(
+        env,
+        &caller,
+        Spawn::Clone3,
+        &["-q", "--", VMTEST, "count-int"],
+    )?;
+    let mut seen = vec![s.read_line()];
+    if seen[0].as_deref() == Ok("ready") {
+        // ^C typed on the terminal: the kernel sends SIGINT to the foreground process group.
+        pty.write(b"\x03")?;
+        seen.push(s.read_line());
+        // synwire-run is the only process in the caller's cgroup (the shell stays in ours).
+        let procs = layout::read(&env.path(&env.caller).join("cgroup.procs"))?;
+        for pid in procs.lines().filter_map(|l| l.trim().parse().ok()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+    }
+    let r = s.finish();
+    drop(pty);
+    let seen: Vec<String> = seen.into_iter().map(|l| l.unwrap_or_else(|e| e)).collect();
+    ensure(seen == ["ready", "INT"], || {
+        format!("agent lines {seen:?}, expected ready, INT; {}", r.show())
+    })?;
+    r.expect_code(0)?;
+    // `ready` and `INT` were read above; the rest of stdout is the count.
+    ensure(r.stdout == "ints 1\n", || {
+        format!("expected exactly one SIGINT in the agent: {}", r.show())
     })
 }
