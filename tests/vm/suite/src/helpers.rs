@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{self, SigHandler, SigSet, Signal};
@@ -216,6 +216,7 @@ pub fn as_user(args: &[String]) -> Result<(), String> {
 }
 
 static INTS: AtomicUsize = AtomicUsize::new(0);
+static TERMINATED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_int(_: libc::c_int) {
     INTS.fetch_add(1, Ordering::SeqCst);
@@ -223,29 +224,39 @@ extern "C" fn on_int(_: libc::c_int) {
     unsafe { libc::write(1, b"INT\n".as_ptr().cast(), 4) };
 }
 
-/// `count-int`: prints `ready`, writes `INT` for every SIGINT it receives; on SIGTERM prints
-/// `ints N` and exits 0.
+extern "C" fn on_usr1(_: libc::c_int) {
+    // SAFETY: as in on_int.
+    unsafe { libc::write(1, b"USR1\n".as_ptr().cast(), 5) };
+}
+
+extern "C" fn on_term(_: libc::c_int) {
+    TERMINATED.store(true, Ordering::SeqCst);
+}
+
+/// `count-int`: prints `ready`, writes `INT` for every SIGINT and `USR1` for every SIGUSR1 it
+/// receives; on SIGTERM prints `ints N` and exits 0. It spins rather than sleeps: a running process takes a signal at once,
+/// which keeps a second SIGINT from merging with a first one still pending.
 pub fn count_int() -> Result<(), String> {
-    let mut term = SigSet::empty();
-    term.add(Signal::SIGTERM);
-    term.thread_block()
-        .map_err(|e| format!("sigprocmask: {e}"))?;
-    let action = signal::SigAction::new(
-        SigHandler::Handler(on_int),
-        signal::SaFlags::empty(),
-        SigSet::empty(),
-    );
-    // SAFETY: the handler only touches an atomic and calls write(2).
-    unsafe { signal::sigaction(Signal::SIGINT, &action) }.map_err(|e| format!("sigaction: {e}"))?;
+    for (sig, handler) in [
+        (Signal::SIGINT, on_int as extern "C" fn(libc::c_int)),
+        (Signal::SIGUSR1, on_usr1),
+        (Signal::SIGTERM, on_term),
+    ] {
+        let action = signal::SigAction::new(
+            SigHandler::Handler(handler),
+            signal::SaFlags::empty(),
+            SigSet::empty(),
+        );
+        // SAFETY: the handlers only touch atomics and call write(2).
+        unsafe { signal::sigaction(sig, &action) }.map_err(|e| format!("sigaction: {e}"))?;
+    }
+    // Alone on the second CPU (the test keeps synwire-run on the first), a spinning agent takes
+    // the terminal's SIGINT long before synwire-run could forward a copy that would merge with it.
+    let _ = pin_to_cpu(0, 1);
     say("ready");
-    // SIGTERM is blocked and taken here; a pending SIGINT's handler runs when sigwait returns,
-    // before the count is read.
-    loop {
-        match term.wait() {
-            Ok(Signal::SIGTERM) => break,
-            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(format!("sigwait: {e}")),
-        }
+    // A SIGINT sent before the SIGTERM has its handler run first (lower signal number).
+    while !TERMINATED.load(Ordering::SeqCst) {
+        std::hint::spin_loop();
     }
     say(&format!("ints {}", INTS.load(Ordering::SeqCst)));
     Ok(())
@@ -350,4 +361,12 @@ pub fn on_tty(args: &[String]) -> Result<(), String> {
         }
         Err(e) => Err(format!("fork: {e}")),
     }
+}
+
+/// Restricts process `pid` (0: the caller) to CPU `cpu`.
+pub fn pin_to_cpu(pid: i32, cpu: usize) -> Result<(), String> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu).map_err(|e| format!("cpu {cpu}: {e}"))?;
+    nix::sched::sched_setaffinity(Pid::from_raw(pid), &set)
+        .map_err(|e| format!("sched_setaffinity: {e}"))
 }
