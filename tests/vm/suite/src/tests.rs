@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -96,6 +96,9 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     t
 }
 
+/// The test running now, for the panic hook.
+static CURRENT: Mutex<String> = Mutex::new(String::new());
+
 /// Prints a measurement as a `#` comment line: kept in the VM log, not counted as a result.
 fn note(msg: &str) {
     println!("# {msg}");
@@ -106,13 +109,25 @@ pub fn run_all(env: &Env, filter: Option<&str>) -> (usize, usize) {
     // Orphans of a test come back to us, like to a systemd user manager, and are reaped after it.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    // The workspace's release profile aborts on panic: report which test it was, and print no
+    // summary, so the rig counts the VM as failed.
+    std::panic::set_hook(Box::new(|info| {
+        let name = CURRENT.lock().map(|n| n.clone()).unwrap_or_default();
+        println!(
+            "FAIL {name}: panic: {}",
+            info.to_string().replace('\n', " | ")
+        );
+        let _ = std::io::stdout().flush();
+    }));
     let (mut passed, mut failed) = (0, 0);
     for (name, f) in all_tests(env.layout) {
         if filter.is_some_and(|s| !name.contains(s)) {
             continue;
         }
-        let result = catch_unwind(AssertUnwindSafe(|| f(env)))
-            .unwrap_or_else(|_| Err("test panicked".into()));
+        if let Ok(mut current) = CURRENT.lock() {
+            current.clone_from(&name);
+        }
+        let result = f(env);
         layout::reap();
         let post = layout::check_clean(env);
         let result = match (result, post) {
@@ -984,9 +999,10 @@ fn cgroup_parent(env: &Env) -> Result<(), String> {
         || format!("agent cgroup {cg:?} is not below {custom}/ ending in a uuid v4"),
     )?;
     let lines: Vec<&str> = r.stdout.lines().collect();
-    ensure(lines[1..] == ["536870912", "64", "50000 100000"], || {
-        format!("limits below --cgroup-parent: {}", r.show())
-    })?;
+    ensure(
+        lines.get(1..) == Some(&["536870912", "64", "50000 100000"][..]),
+        || format!("limits below --cgroup-parent: {}", r.show()),
+    )?;
     ensure(children.is_empty(), || {
         format!("left below {custom}: {children:?}")
     })
