@@ -93,6 +93,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     add!("pdeathsig", pdeathsig);
     add!("root-cgroup", root_cgroup);
     add!("concurrent-30", concurrent_30);
+    add!("spawn-cost", spawn_cost);
     t
 }
 
@@ -714,6 +715,46 @@ fn concurrent_30(env: &Env) -> Result<(), String> {
         let first: Vec<_> = errors.iter().take(3).cloned().collect();
         format!("{} of 30 failed, first: {}", errors.len(), first.join("; "))
     })
+}
+
+/// Measures a whole launch (`synwire-run -q --profile small -- true`, from exec to exit) in both
+/// spawn modes, interleaved, and prints the medians as a `#` line for the README. Emulated time:
+/// compare the two, not the absolute values. Passes when every launch exits 0.
+fn spawn_cost(env: &Env) -> Result<(), String> {
+    const ROUNDS: usize = 15;
+    let mut times = [Vec::new(), Vec::new()];
+    for _ in 0..ROUNDS {
+        for (i, m) in [Spawn::Clone3, Spawn::Fork].into_iter().enumerate() {
+            let t0 = std::time::Instant::now();
+            let r = run(
+                env,
+                &root(env),
+                m,
+                &["-q", "--profile", "small", "--", "true"],
+            )?;
+            times[i].push(t0.elapsed().as_micros() as u64);
+            r.expect_code(0)?;
+            ensure(r.stat("spawn")?.as_str() == Some(m.name()), || {
+                format!(
+                    "spawn mode {} reported for {}",
+                    r.stat("spawn").unwrap(),
+                    m.name()
+                )
+            })?;
+        }
+    }
+    let median = |v: &mut Vec<u64>| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let (c, f) = (median(&mut times[0]), median(&mut times[1]));
+    note(&format!(
+        "spawn-cost: launch median clone3 {:.2} ms, fork+cgroup.procs {:.2} ms ({:+.2} ms), {ROUNDS} rounds",
+        c as f64 / 1000.0,
+        f as f64 / 1000.0,
+        (f as f64 - c as f64) / 1000.0
+    ));
+    Ok(())
 }
 
 fn hybrid_small_refused(env: &Env) -> Result<(), String> {
