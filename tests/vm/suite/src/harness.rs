@@ -40,6 +40,8 @@ pub struct Caller {
     pub cgroup: String,
     /// None: root.
     pub uid: Option<u32>,
+    /// Run as the foreground job of this terminal (a pty slave), as from an interactive shell.
+    pub tty: Option<String>,
 }
 
 /// `Run::code` for a synwire-run killed by signal N is SIGNALED + N.
@@ -138,6 +140,9 @@ pub fn start(env: &Env, caller: &Caller, spawn: Spawn, args: &[&str]) -> Result<
     let stats_file = format!("/tmp/synwire-stats-{}-{n}.json", std::process::id());
     let _ = std::fs::remove_file(&stats_file);
     let mut cmd = Command::new(VMTEST);
+    if let Some(tty) = &caller.tty {
+        cmd.args(["on-tty", tty, "--", VMTEST]);
+    }
     match caller.uid {
         None => cmd.args(["in-cgroup", &caller.cgroup, "--"]),
         Some(uid) => {

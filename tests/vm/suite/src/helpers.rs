@@ -1,13 +1,17 @@
 //! Helper programs the tests run as agent commands (or as wrappers around synwire-run). They are
 //! subcommands of the same static binary so the initramfs needs nothing but busybox besides.
 
-use std::io::Write;
+use std::ffi::CStr;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{self, SigHandler, SigSet, Signal};
-use nix::unistd::{self, ForkResult, Gid, Uid};
+use nix::unistd::{self, ForkResult, Gid, Pid, Uid};
 
 use crate::layout;
 
@@ -100,6 +104,33 @@ pub fn trap_term() -> Result<(), String> {
     }
 }
 
+/// `trap-signals`: prints `ready`, then `got SIGNAME` for each of SIGHUP, SIGINT, SIGQUIT,
+/// SIGUSR1, SIGUSR2, SIGWINCH and SIGTERM it receives; exits 42 after SIGTERM.
+pub fn trap_signals() -> Result<(), String> {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGTERM,
+    ] {
+        set.add(s);
+    }
+    set.thread_block()
+        .map_err(|e| format!("sigprocmask: {e}"))?;
+    say("ready");
+    loop {
+        let sig = set.wait().map_err(|e| format!("sigwait: {e}"))?;
+        say(&format!("got {}", sig.as_str()));
+        if sig == Signal::SIGTERM {
+            std::process::exit(42);
+        }
+    }
+}
+
 /// `ignore-term`: ignores SIGTERM, prints `ready` and sleeps forever.
 pub fn ignore_term() -> Result<(), String> {
     // SAFETY: SIG_IGN installs no Rust code as a handler.
@@ -182,4 +213,160 @@ pub fn as_user(args: &[String]) -> Result<(), String> {
     unistd::setgid(Gid::from_raw(gid)).map_err(|e| format!("setgid: {e}"))?;
     unistd::setuid(Uid::from_raw(uid)).map_err(|e| format!("setuid: {e}"))?;
     exec(cmd)
+}
+
+static INTS: AtomicUsize = AtomicUsize::new(0);
+static TERMINATED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_int(_: libc::c_int) {
+    INTS.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: write(2) is async-signal-safe; the buffer is a static byte string.
+    unsafe { libc::write(1, b"INT\n".as_ptr().cast(), 4) };
+}
+
+extern "C" fn on_usr1(_: libc::c_int) {
+    // SAFETY: as in on_int.
+    unsafe { libc::write(1, b"USR1\n".as_ptr().cast(), 5) };
+}
+
+extern "C" fn on_term(_: libc::c_int) {
+    TERMINATED.store(true, Ordering::SeqCst);
+}
+
+/// `count-int`: prints `ready`, writes `INT` for every SIGINT and `USR1` for every SIGUSR1 it
+/// receives; on SIGTERM prints `ints N` and exits 0. It spins rather than sleeps: a running process takes a signal at once,
+/// which keeps a second SIGINT from merging with a first one still pending.
+pub fn count_int() -> Result<(), String> {
+    for (sig, handler) in [
+        (Signal::SIGINT, on_int as extern "C" fn(libc::c_int)),
+        (Signal::SIGUSR1, on_usr1),
+        (Signal::SIGTERM, on_term),
+    ] {
+        let action = signal::SigAction::new(
+            SigHandler::Handler(handler),
+            signal::SaFlags::empty(),
+            SigSet::empty(),
+        );
+        // SAFETY: the handlers only touch atomics and call write(2).
+        unsafe { signal::sigaction(sig, &action) }.map_err(|e| format!("sigaction: {e}"))?;
+    }
+    // Alone on the second CPU (the test keeps synwire-run on the first), a spinning agent takes
+    // the terminal's SIGINT long before synwire-run could forward a copy that would merge with it.
+    let _ = pin_to_cpu(0, 1);
+    say("ready");
+    // A SIGINT sent before the SIGTERM has its handler run first (lower signal number).
+    while !TERMINATED.load(Ordering::SeqCst) {
+        std::hint::spin_loop();
+    }
+    say(&format!("ints {}", INTS.load(Ordering::SeqCst)));
+    Ok(())
+}
+
+/// The master side of a new pseudo-terminal.
+pub struct Pty {
+    master: File,
+    pub slave: String,
+}
+
+impl Pty {
+    pub fn open() -> Result<Pty, String> {
+        // SAFETY: posix_openpt returns a new descriptor or -1.
+        let fd = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(format!("posix_openpt: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: fd is a fresh descriptor that nothing else owns.
+        let master = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut name = [0 as libc::c_char; 128];
+        // SAFETY: grantpt/unlockpt take the master fd; ptsname_r writes at most name.len() bytes
+        // including the terminating NUL.
+        let ok = unsafe {
+            libc::grantpt(fd) == 0
+                && libc::unlockpt(fd) == 0
+                && libc::ptsname_r(fd, name.as_mut_ptr(), name.len()) == 0
+        };
+        if !ok {
+            return Err(format!("pty setup: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: ptsname_r succeeded, so name holds a NUL-terminated string.
+        let slave = unsafe { CStr::from_ptr(name.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
+        Ok(Pty {
+            master: File::from(master),
+            slave,
+        })
+    }
+
+    /// Types `bytes` on the terminal.
+    pub fn write(&self, bytes: &[u8]) -> Result<(), String> {
+        (&self.master)
+            .write_all(bytes)
+            .map_err(|e| format!("write to pty: {e}"))
+    }
+}
+
+/// `on-tty PTS -- CMD...`: behaves like an interactive shell on terminal PTS: becomes a session
+/// leader with PTS as its controlling terminal, runs CMD as the foreground job (its own process
+/// group, stdin on the terminal) and exits with its status.
+pub fn on_tty(args: &[String]) -> Result<(), String> {
+    let (pre, cmd) = split_cmd(args)?;
+    let [pts] = pre else {
+        return Err("usage: on-tty PTS -- CMD...".into());
+    };
+    unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(pts)
+        .map_err(|e| format!("open {pts}: {e}"))?;
+    // SAFETY: ioctl on a valid tty descriptor with an integer argument.
+    if unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
+        return Err(format!("TIOCSCTTY: {}", std::io::Error::last_os_error()));
+    }
+    let (go_r, go_w) = unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: single-threaded; the child only waits for the go byte, rearranges descriptors and
+    // execs.
+    match unsafe { unistd::fork() } {
+        Ok(ForkResult::Child) => {
+            drop(go_w);
+            let _ = unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+            let mut b = [0u8; 1];
+            let _ = File::from(go_r).read(&mut b);
+            // SAFETY: dup2 of a valid descriptor onto stdin.
+            unsafe { libc::dup2(tty.as_raw_fd(), 0) };
+            drop(tty);
+            let e = exec(cmd);
+            eprintln!("synwire-vmtest: {}", e.unwrap_err());
+            std::process::exit(127);
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(go_r);
+            // Both sides set the group, as shells do, so neither order can race.
+            let _ = unistd::setpgid(child, child);
+            unistd::tcsetpgrp(&tty, child).map_err(|e| format!("tcsetpgrp: {e}"))?;
+            File::from(go_w)
+                .write_all(b"g")
+                .map_err(|e| format!("pipe: {e}"))?;
+            use nix::sys::wait::{waitpid, WaitStatus};
+            let code = loop {
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, c)) => break c,
+                    Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(format!("waitpid: {e}")),
+                }
+            };
+            std::process::exit(code);
+        }
+        Err(e) => Err(format!("fork: {e}")),
+    }
+}
+
+/// Restricts process `pid` (0: the caller) to CPU `cpu`.
+pub fn pin_to_cpu(pid: i32, cpu: usize) -> Result<(), String> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu).map_err(|e| format!("cpu {cpu}: {e}"))?;
+    nix::sched::sched_setaffinity(Pid::from_raw(pid), &set)
+        .map_err(|e| format!("sched_setaffinity: {e}"))
 }

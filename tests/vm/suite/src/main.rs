@@ -15,7 +15,8 @@ mod tests;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: synwire-vmtest suite --layout unified|hybrid [--filter S]
-       synwire-vmtest hog MIB | forkbomb | spin SECS | trap-term | ignore-term | daemonize
+       synwire-vmtest hog MIB | forkbomb | spin SECS | trap-term | trap-signals
+       synwire-vmtest ignore-term | daemonize | count-int | on-tty PTS -- CMD...
        synwire-vmtest as-user UID GID CGROUP -- CMD... | in-cgroup CGROUP -- CMD...";
 
 fn main() -> ExitCode {
@@ -26,6 +27,9 @@ fn main() -> ExitCode {
         Some("forkbomb") => helpers::forkbomb(),
         Some("spin") => helpers::spin(&args[1..]),
         Some("trap-term") => helpers::trap_term(),
+        Some("trap-signals") => helpers::trap_signals(),
+        Some("count-int") => helpers::count_int(),
+        Some("on-tty") => helpers::on_tty(&args[1..]),
         Some("ignore-term") => helpers::ignore_term(),
         Some("daemonize") => helpers::daemonize(),
         Some("as-user") => helpers::as_user(&args[1..]),

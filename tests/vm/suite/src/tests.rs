@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -24,6 +24,7 @@ fn root(env: &Env) -> Caller {
     Caller {
         cgroup: env.caller.clone(),
         uid: None,
+        tty: None,
     }
 }
 
@@ -39,6 +40,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
         add!("hybrid/allow-degraded", hybrid_allow_degraded);
         add!("hybrid/required-false", hybrid_required_false);
         add!("hybrid/default-runs", hybrid_default_runs);
+        add!("hybrid/daemon-killed", hybrid_daemon_killed);
         return t;
     }
     for m in [Spawn::Clone3, Spawn::Fork] {
@@ -81,11 +83,26 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     add!("forkbomb", forkbomb);
     add!("cpu-throttle", cpu_throttle);
     add!("sigterm-forwarded", sigterm_forwarded);
+    add!("signals-forwarded", signals_forwarded);
+    add!("ctrl-c-once", ctrl_c_once);
+    add!("timeout/stop-signal", timeout_stop_signal);
+    add!("exit/sigkill-not-oom", exit_sigkill_not_oom);
+    add!("cgroup-parent", cgroup_parent);
     add!("timeout/grace-kill", timeout_grace_kill);
     add!("daemon-killed", daemon_killed);
+    add!("pdeathsig", pdeathsig);
     add!("root-cgroup", root_cgroup);
     add!("concurrent-30", concurrent_30);
+    add!("spawn-cost", spawn_cost);
     t
+}
+
+/// The test running now, for the panic hook.
+static CURRENT: Mutex<String> = Mutex::new(String::new());
+
+/// Prints a measurement as a `#` comment line: kept in the VM log, not counted as a result.
+fn note(msg: &str) {
+    println!("# {msg}");
 }
 
 /// Runs every test whose name contains `filter`; returns (passed, failed).
@@ -93,13 +110,25 @@ pub fn run_all(env: &Env, filter: Option<&str>) -> (usize, usize) {
     // Orphans of a test come back to us, like to a systemd user manager, and are reaped after it.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    // The workspace's release profile aborts on panic: report which test it was, and print no
+    // summary, so the rig counts the VM as failed.
+    std::panic::set_hook(Box::new(|info| {
+        let name = CURRENT.lock().map(|n| n.clone()).unwrap_or_default();
+        println!(
+            "FAIL {name}: panic: {}",
+            info.to_string().replace('\n', " | ")
+        );
+        let _ = std::io::stdout().flush();
+    }));
     let (mut passed, mut failed) = (0, 0);
     for (name, f) in all_tests(env.layout) {
         if filter.is_some_and(|s| !name.contains(s)) {
             continue;
         }
-        let result = catch_unwind(AssertUnwindSafe(|| f(env)))
-            .unwrap_or_else(|_| Err("test panicked".into()));
+        if let Ok(mut current) = CURRENT.lock() {
+            current.clone_from(&name);
+        }
+        let result = f(env);
         layout::reap();
         let post = layout::check_clean(env);
         let result = match (result, post) {
@@ -348,6 +377,7 @@ fn delegated_user(env: &Env, m: Spawn) -> Result<(), String> {
     let caller = Caller {
         cgroup: env.user_caller.clone(),
         uid: Some(USER_UID),
+        tty: None,
     };
     let script = format!("id -u; {SHOW_LIMITS}");
     let r = run(
@@ -455,6 +485,10 @@ fn stats_keys(env: &Env) -> Result<(), String> {
     ensure(r.stat_u64("pids_limit")? == 64, || {
         "pids_limit not 64".into()
     })?;
+    note(&format!(
+        "stats: wall_time_us {wall} cpu_usage_us {usage} memory_peak_bytes {peak} pids_peak {}",
+        s["pids_peak"]
+    ));
     let has_pids_peak = env.path("/user.slice").join("pids.peak").exists();
     if has_pids_peak || !s["pids_peak"].is_null() {
         let p = r.stat_u64("pids_peak")?;
@@ -467,8 +501,8 @@ fn stats_keys(env: &Env) -> Result<(), String> {
 }
 
 fn oom(env: &Env) -> Result<(), String> {
+    // Without -q: the out-of-memory explanation is part of what the user sees.
     let args = [
-        "-q",
         "--profile",
         "small",
         "--memory",
@@ -481,6 +515,15 @@ fn oom(env: &Env) -> Result<(), String> {
     let r = run(env, &root(env), Spawn::Clone3, &args)?;
     r.expect_code(137)?;
     r.expect_outcome("oom_killed")?;
+    let peak = r.stat("memory_peak_bytes")?;
+    note(&format!(
+        "oom: oom_kills {} memory_peak_bytes {peak}",
+        r.stat("oom_kills")?
+    ));
+    // Whether from memory.peak or wait4's maxrss, the peak is near the 64 MiB it died at.
+    ensure(peak.as_u64().is_some_and(|p| p >= 32 << 20), || {
+        format!("memory_peak_bytes {peak} after an OOM kill at 64 MiB")
+    })?;
     let kills = r.stat_u64("oom_kills")?;
     ensure(kills >= 1, || format!("oom_kills {kills}"))?;
     ensure(r.stat_u64("memory_limit_bytes")? == 64 << 20, || {
@@ -513,6 +556,7 @@ fn forkbomb(env: &Env) -> Result<(), String> {
         "pids_limit not 20".into()
     })?;
     let peak = r.stat("pids_peak")?;
+    note(&format!("forkbomb: forked {n}, pids_peak {peak}"));
     ensure(
         peak.is_null() || peak.as_u64().is_some_and(|p| p <= 20 && p as usize > n),
         || format!("pids_peak {peak} with {n} forks under pids.max 20"),
@@ -531,6 +575,10 @@ fn cpu_throttle(env: &Env) -> Result<(), String> {
     let wall = r.stat_u64("wall_time_us")? as f64;
     let ratio = usage / wall;
     let nr = r.stat_u64("cpu_nr_throttled")?;
+    note(&format!(
+        "cpu-throttle: usage/wall {ratio:.3}, nr_throttled {nr}, throttled_us {}",
+        r.stat("cpu_throttled_us")?
+    ));
     ensure(ratio < 0.5 && nr > 0, || {
         format!("cpu 0.2: usage/wall {ratio:.3}, nr_throttled {nr}")
     })
@@ -591,6 +639,11 @@ fn daemon_killed(env: &Env) -> Result<(), String> {
         &["-q", "--", VMTEST, "daemonize"],
     )?;
     r.expect_code(0)?;
+    expect_gone(&r)
+}
+
+/// The daemonize helper printed its grandchild's pid: that process must no longer run.
+fn expect_gone(r: &Run) -> Result<(), String> {
     let pid: i32 = r
         .stdout
         .trim()
@@ -615,6 +668,7 @@ fn root_cgroup(env: &Env) -> Result<(), String> {
     let caller = Caller {
         cgroup: "/".into(),
         uid: None,
+        tty: None,
     };
     let r = run(
         env,
@@ -663,6 +717,46 @@ fn concurrent_30(env: &Env) -> Result<(), String> {
     })
 }
 
+/// Measures a whole launch (`synwire-run -q --profile small -- true`, from exec to exit) in both
+/// spawn modes, interleaved, and prints the medians as a `#` line for the README. Emulated time:
+/// compare the two, not the absolute values. Passes when every launch exits 0.
+fn spawn_cost(env: &Env) -> Result<(), String> {
+    const ROUNDS: usize = 15;
+    let mut times = [Vec::new(), Vec::new()];
+    for _ in 0..ROUNDS {
+        for (i, m) in [Spawn::Clone3, Spawn::Fork].into_iter().enumerate() {
+            let t0 = std::time::Instant::now();
+            let r = run(
+                env,
+                &root(env),
+                m,
+                &["-q", "--profile", "small", "--", "true"],
+            )?;
+            times[i].push(t0.elapsed().as_micros() as u64);
+            r.expect_code(0)?;
+            ensure(r.stat("spawn")?.as_str() == Some(m.name()), || {
+                format!(
+                    "spawn mode {} reported for {}",
+                    r.stat("spawn").unwrap(),
+                    m.name()
+                )
+            })?;
+        }
+    }
+    let median = |v: &mut Vec<u64>| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let (c, f) = (median(&mut times[0]), median(&mut times[1]));
+    note(&format!(
+        "spawn-cost: launch median clone3 {:.2} ms, fork+cgroup.procs {:.2} ms ({:+.2} ms), {ROUNDS} rounds",
+        c as f64 / 1000.0,
+        f as f64 / 1000.0,
+        (f as f64 - c as f64) / 1000.0
+    ));
+    Ok(())
+}
+
 fn hybrid_small_refused(env: &Env) -> Result<(), String> {
     expect_own_error(
         env,
@@ -708,10 +802,28 @@ fn hybrid_allow_degraded(env: &Env) -> Result<(), String> {
         "--",
         "sh",
         "-c",
-        "exit 7",
+        "grep ^0:: /proc/self/cgroup; exit 7",
     ];
     let r = run(env, &root(env), Spawn::Clone3, &args)?;
-    expect_degraded(&r, &["memory", "pids", "cpu"])
+    expect_degraded(&r, &["memory", "pids", "cpu"])?;
+    // The unified hierarchy still gives the agent its own cgroup, for tracking and kill.
+    expect_agent_cgroup(v2_line(&r.stdout)?, env.caller_parent())
+}
+
+/// Degraded mode still kills what the command left behind (on 5.10 without cgroup.kill).
+fn hybrid_daemon_killed(env: &Env) -> Result<(), String> {
+    let args = [
+        "-q",
+        "--allow-degraded",
+        "--profile",
+        "small",
+        "--",
+        VMTEST,
+        "daemonize",
+    ];
+    let r = run(env, &root(env), Spawn::Clone3, &args)?;
+    r.expect_code(0)?;
+    expect_gone(&r)
 }
 
 fn hybrid_required_false(env: &Env) -> Result<(), String> {
@@ -748,5 +860,277 @@ fn hybrid_default_runs(env: &Env) -> Result<(), String> {
     expect_agent_cgroup(seen, env.caller_parent())?;
     ensure(!r.stderr.contains("error"), || {
         format!("unexpected error: {}", r.show())
+    })
+}
+
+/// synwire-run SIGKILLed: its child dies too (PR_SET_PDEATHSIG). The agent cgroup stays behind
+/// (nobody is left to remove it): the test removes it.
+fn pdeathsig(env: &Env) -> Result<(), String> {
+    let before = layout::walk(env);
+    let mut s = start(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &["-q", "--", VMTEST, "ignore-term"],
+    )?;
+    let ready = s.read_line();
+    let agent = layout::walk(env)
+        .into_iter()
+        .find(|c| !before.contains(c) && layout::parent(c).ends_with("/synwire/agents"));
+    let _ = kill(Pid::from_raw(s.pid()), Signal::SIGKILL);
+    let r = s.finish();
+    ensure(ready.as_deref() == Ok("ready"), || {
+        format!("agent not ready: {ready:?}; {}", r.show())
+    })?;
+    let agent = agent.ok_or("no agent cgroup while the agent ran")?;
+    let procs = env.path(&agent).join("cgroup.procs");
+    // The kernel delivers the death signal as synwire-run exits; wait for it, bounded.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let left = loop {
+        let left = layout::read(&procs).unwrap_or_default();
+        if left.trim().is_empty() || std::time::Instant::now() > until {
+            break left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = std::fs::remove_dir(env.path(&agent));
+    ensure(left.trim().is_empty(), || {
+        format!(
+            "agent still running after synwire-run was killed: {}",
+            left.trim()
+        )
+    })
+}
+
+/// Every signal of the list sent to synwire-run reaches the agent, one at a time.
+fn signals_forwarded(env: &Env) -> Result<(), String> {
+    let mut s = start(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &["-q", "--", VMTEST, "trap-signals"],
+    )?;
+    let mut got = vec![s.read_line()];
+    if got[0].as_deref() == Ok("ready") {
+        for sig in [
+            Signal::SIGHUP,
+            Signal::SIGINT,
+            Signal::SIGQUIT,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+            Signal::SIGWINCH,
+            Signal::SIGTERM,
+        ] {
+            let _ = kill(Pid::from_raw(s.pid()), sig);
+            let line = s.read_line();
+            let ok = line.as_deref() == Ok(&format!("got {}", sig.as_str()));
+            got.push(line);
+            if !ok {
+                break;
+            }
+        }
+    }
+    let r = s.finish();
+    r.expect_code(42)?;
+    let want =
+        "ready got SIGHUP got SIGINT got SIGQUIT got SIGUSR1 got SIGUSR2 got SIGWINCH got SIGTERM";
+    let seen: Vec<String> = got.into_iter().map(|l| l.unwrap_or_else(|e| e)).collect();
+    ensure(seen.join(" ") == want, || {
+        format!(
+            "agent saw {seen:?}, expected each forwarded signal once; {}",
+            r.show()
+        )
+    })
+}
+
+/// On timeout the profile's stop.signal is sent, then everything is killed after the grace.
+fn timeout_stop_signal(env: &Env) -> Result<(), String> {
+    let path = "/tmp/stop-int.toml";
+    write_file(path, "[stop]\nsignal = \"SIGINT\"\ngrace = \"1s\"\n")?;
+    let args = [
+        "-q",
+        "--profile",
+        path,
+        "--timeout",
+        "2s",
+        "--",
+        VMTEST,
+        "trap-signals",
+    ];
+    let r = run(env, &root(env), Spawn::Clone3, &args)?;
+    r.expect_code(124)?;
+    r.expect_outcome("timed_out")?;
+    ensure(r.stdout == "ready\ngot SIGINT\n", || {
+        format!("expected the agent to get SIGINT only: {}", r.show())
+    })
+}
+
+/// A command killed by SIGKILL from outside is 128+9 and "signaled", not an OOM kill.
+fn exit_sigkill_not_oom(env: &Env) -> Result<(), String> {
+    let r = run(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &[
+            "-q",
+            "--profile",
+            "small",
+            "--",
+            "sh",
+            "-c",
+            "kill -KILL $$",
+        ],
+    )?;
+    r.expect_code(137)?;
+    r.expect_outcome("signaled")?;
+    ensure(
+        r.stat_u64("signal")? == 9 && r.stat_u64("oom_kills")? == 0,
+        || {
+            format!(
+                "signal {:?} oom_kills {:?}",
+                r.stat("signal"),
+                r.stat("oom_kills")
+            )
+        },
+    )
+}
+
+/// --cgroup-parent puts the agent below the given cgroup instead of `<parent>/synwire/agents`,
+/// and removes it afterwards.
+fn cgroup_parent(env: &Env) -> Result<(), String> {
+    let custom = format!("{}/custom.slice", env.caller_parent());
+    let dir = env.path(&custom);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    let r = run(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &[
+            "-q",
+            "--cgroup-parent",
+            &custom,
+            "--profile",
+            "small",
+            "--",
+            "sh",
+            "-c",
+            SHOW_LIMITS,
+        ],
+    );
+    // Agent cgroups left below it (any depth), then remove the whole test subtree.
+    let below: Vec<String> = layout::walk(env)
+        .into_iter()
+        .filter(|c| c.starts_with(&format!("{custom}/")))
+        .collect();
+    let children: Vec<&String> = below
+        .iter()
+        .filter(|c| crate::harness::is_uuid_v4(c.rsplit('/').next().unwrap_or("")))
+        .collect();
+    for c in below.iter().rev() {
+        let _ = std::fs::remove_dir(env.path(c));
+    }
+    let _ = std::fs::remove_dir(&dir);
+    let r = r?;
+    r.expect_code(0)?;
+    let cg = v2_line(&r.stdout)?;
+    let id = cg.strip_prefix(&format!("{custom}/")).unwrap_or("");
+    let id = id.rsplit('/').next().unwrap_or("");
+    ensure(
+        cg.starts_with(&format!("{custom}/")) && crate::harness::is_uuid_v4(id),
+        || format!("agent cgroup {cg:?} is not below {custom}/ ending in a uuid v4"),
+    )?;
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    ensure(
+        lines.get(1..) == Some(&["536870912", "64", "50000 100000"][..]),
+        || format!("limits below --cgroup-parent: {}", r.show()),
+    )?;
+    ensure(children.is_empty(), || {
+        format!("left below {custom}: {children:?}")
+    })
+}
+
+/// Ctrl-C on the terminal reaches the agent exactly once: the terminal signals the whole
+/// foreground job, and synwire-run must not forward a second copy.
+///
+/// Each round types ^C, waits for the agent to report SIGINT, then sends SIGUSR1 to synwire-run:
+/// it handles its pending signals in order, so when the agent reports the forwarded SIGUSR1, a
+/// forwarded copy of the SIGINT would already have arrived. (A copy that lands while the original is still pending merges with it;
+/// the agent spins so it takes signals at once, and several rounds make a miss unlikely.)
+fn ctrl_c_once(env: &Env) -> Result<(), String> {
+    const ROUNDS: usize = 5;
+    let pty = crate::helpers::Pty::open()?;
+    let caller = Caller {
+        cgroup: env.caller.clone(),
+        uid: None,
+        tty: Some(pty.slave.clone()),
+    };
+    let mut s = start(
+        env,
+        &caller,
+        Spawn::Clone3,
+        &["-q", "--", VMTEST, "count-int"],
+    )?;
+    let mut seen = vec![s.read_line()];
+    // synwire-run is the only process in the caller's cgroup (the shell stays in ours).
+    let procs = layout::read(&env.path(&env.caller).join("cgroup.procs"))?;
+    let synwire: Vec<Pid> = procs
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .map(Pid::from_raw)
+        .collect();
+    if seen[0].as_deref() == Ok("ready") && synwire.len() == 1 {
+        // synwire-run on the first CPU, the agent pinned itself to the second.
+        let _ = crate::helpers::pin_to_cpu(synwire[0].as_raw(), 0);
+        'rounds: for _ in 0..ROUNDS {
+            // ^C typed on the terminal: the kernel sends SIGINT to the foreground process group
+            // (asynchronously, from the tty's input processing): wait until the agent has it.
+            pty.write(b"\x03")?;
+            let line = s.read_line();
+            let ok = line.as_deref() == Ok("INT");
+            seen.push(line);
+            if !ok {
+                break;
+            }
+            let _ = kill(synwire[0], Signal::SIGUSR1);
+            loop {
+                let line = s.read_line();
+                let done = line.as_deref() == Ok("USR1");
+                let bad = line.is_err();
+                seen.push(line);
+                if bad {
+                    break 'rounds;
+                }
+                if done {
+                    break;
+                }
+            }
+        }
+    }
+    for pid in &synwire {
+        let _ = kill(*pid, Signal::SIGTERM);
+    }
+    let r = s.finish();
+    drop(pty);
+    ensure(synwire.len() == 1, || {
+        format!("expected synwire-run alone in the caller's cgroup, found {procs:?}")
+    })?;
+    let seen: Vec<String> = seen.into_iter().map(|l| l.unwrap_or_else(|e| e)).collect();
+    let mut want = vec!["ready"];
+    for _ in 0..ROUNDS {
+        want.extend(["INT", "USR1"]);
+    }
+    ensure(seen == want, || {
+        format!(
+            "agent lines {seen:?}, expected ready then INT, USR1 per ^C; {}",
+            r.show()
+        )
+    })?;
+    r.expect_code(0)?;
+    // The lines read above are not in r.stdout: only the final count should be left.
+    ensure(r.stdout == format!("ints {ROUNDS}\n"), || {
+        format!(
+            "{ROUNDS} ^C on the terminal, but the agent got: {}",
+            r.show()
+        )
     })
 }
