@@ -42,6 +42,8 @@ pub struct Caller {
     pub uid: Option<u32>,
     /// Run as the foreground job of this terminal (a pty slave), as from an interactive shell.
     pub tty: Option<String>,
+    /// The working directory synwire-run starts in (None: /tmp).
+    pub cwd: Option<String>,
 }
 
 /// `Run::code` for a synwire-run killed by signal N is SIGNALED + N.
@@ -158,7 +160,7 @@ pub fn start(env: &Env, caller: &Caller, spawn: Spawn, args: &[&str]) -> Result<
         Spawn::Fork => cmd.env("SYNWIRE_SPAWN", "fork"),
     };
     cmd.env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
-        .current_dir("/tmp")
+        .current_dir(caller.cwd.as_deref().unwrap_or("/tmp"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

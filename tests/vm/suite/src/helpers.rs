@@ -370,3 +370,46 @@ pub fn pin_to_cpu(pid: i32, cpu: usize) -> Result<(), String> {
     nix::sched::sched_setaffinity(Pid::from_raw(pid), &set)
         .map_err(|e| format!("sched_setaffinity: {e}"))
 }
+
+/// `ifaces`: prints one line per network interface of its network namespace (from
+/// /proc/net/dev), `NAME up` or `NAME down` after the IFF_UP flag read with SIOCGIFFLAGS.
+pub fn ifaces() -> Result<(), String> {
+    let dev =
+        std::fs::read_to_string("/proc/net/dev").map_err(|e| format!("/proc/net/dev: {e}"))?;
+    // SAFETY: socket(2) with constant arguments; the result is checked and owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(format!("socket: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The two header lines, then `NAME: counters...`.
+    for line in dev.lines().skip(2) {
+        let Some((name, _)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        // struct ifreq: the name, then a union whose first member here is short ifr_flags.
+        let mut req = [0u8; 40];
+        if name.len() >= libc::IFNAMSIZ {
+            return Err(format!("interface name too long: {name}"));
+        }
+        req[..name.len()].copy_from_slice(name.as_bytes());
+        // SAFETY: SIOCGIFFLAGS reads the NUL-terminated name and writes ifr_flags, all within
+        // the 40 bytes of req (sizeof(struct ifreq) on Linux).
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, req.as_mut_ptr()) } != 0 {
+            return Err(format!(
+                "SIOCGIFFLAGS {name}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let flags = i16::from_ne_bytes([req[16], req[17]]) as libc::c_int;
+        let state = if flags & libc::IFF_UP != 0 {
+            "up"
+        } else {
+            "down"
+        };
+        say(&format!("{name} {state}"));
+    }
+    Ok(())
+}

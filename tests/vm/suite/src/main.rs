@@ -10,13 +10,14 @@
 mod harness;
 mod helpers;
 mod layout;
+mod ns_tests;
 mod tests;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: synwire-vmtest suite --layout unified|hybrid [--filter S]
        synwire-vmtest hog MIB | forkbomb | spin SECS | trap-term | trap-signals
-       synwire-vmtest ignore-term | daemonize | count-int | on-tty PTS -- CMD...
+       synwire-vmtest ignore-term | daemonize | count-int | ifaces | on-tty PTS -- CMD...
        synwire-vmtest as-user UID GID CGROUP -- CMD... | in-cgroup CGROUP -- CMD...";
 
 fn main() -> ExitCode {
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         Some("on-tty") => helpers::on_tty(&args[1..]),
         Some("ignore-term") => helpers::ignore_term(),
         Some("daemonize") => helpers::daemonize(),
+        Some("ifaces") => helpers::ifaces(),
         Some("as-user") => helpers::as_user(&args[1..]),
         Some("in-cgroup") => helpers::in_cgroup(&args[1..]),
         _ => Err(USAGE.to_string()),

@@ -13,18 +13,19 @@ use crate::harness::{
 };
 use crate::layout::{self, Env, Layout, USER_UID};
 
-type TestFn = Box<dyn Fn(&Env) -> Result<(), String>>;
+pub(crate) type TestFn = Box<dyn Fn(&Env) -> Result<(), String>>;
 
 /// Shell snippet run as the agent: prints its `0::` line, then memory.max, pids.max, cpu.max of
 /// its own cgroup, read from inside.
 const SHOW_LIMITS: &str = "l=$(grep ^0:: /proc/self/cgroup); echo \"$l\"; \
     cg=/sys/fs/cgroup${l#0::}; cat $cg/memory.max $cg/pids.max $cg/cpu.max";
 
-fn root(env: &Env) -> Caller {
+pub(crate) fn root(env: &Env) -> Caller {
     Caller {
         cgroup: env.caller.clone(),
         uid: None,
         tty: None,
+        cwd: None,
     }
 }
 
@@ -94,6 +95,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     add!("root-cgroup", root_cgroup);
     add!("concurrent-30", concurrent_30);
     add!("spawn-cost", spawn_cost);
+    crate::ns_tests::add_all(&mut t);
     t
 }
 
@@ -378,6 +380,7 @@ fn delegated_user(env: &Env, m: Spawn) -> Result<(), String> {
         cgroup: env.user_caller.clone(),
         uid: Some(USER_UID),
         tty: None,
+        cwd: None,
     };
     let script = format!("id -u; {SHOW_LIMITS}");
     let r = run(
@@ -669,6 +672,7 @@ fn root_cgroup(env: &Env) -> Result<(), String> {
         cgroup: "/".into(),
         uid: None,
         tty: None,
+        cwd: None,
     };
     let r = run(
         env,
@@ -1063,6 +1067,7 @@ fn ctrl_c_once(env: &Env) -> Result<(), String> {
         cgroup: env.caller.clone(),
         uid: None,
         tty: Some(pty.slave.clone()),
+        cwd: None,
     };
     let mut s = start(
         env,
