@@ -111,7 +111,14 @@ pub unsafe fn clone3(cgroup: Option<RawFd>, ns_flags: u64) -> io::Result<Forked>
 pub unsafe fn fork(ns_flags: u64) -> io::Result<Forked> {
     // SAFETY: a stackless clone is fork with flags; the caller upholds fork's rules.
     let pid = check(unsafe {
-        libc::syscall(libc::SYS_clone, ns_flags as libc::c_ulong | libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+        libc::syscall(
+            libc::SYS_clone,
+            ns_flags as libc::c_ulong | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
     })?;
     Ok(if pid == 0 {
         Forked::Child
@@ -327,15 +334,36 @@ pub mod child {
     /// unshare(2).
     pub fn unshare(flags: i32) -> Result<(), i32> {
         // SAFETY: integer-only syscall.
-        if unsafe { libc::unshare(flags) } == 0 { Ok(()) } else { Err(errno()) }
+        if unsafe { libc::unshare(flags) } == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
     }
 
     /// mount(2) with strings prepared before fork (None: NULL).
-    pub fn mount(source: Option<&CStr>, target: &CStr, fstype: Option<&CStr>, flags: libc::c_ulong) -> Result<(), i32> {
+    pub fn mount(
+        source: Option<&CStr>,
+        target: &CStr,
+        fstype: Option<&CStr>,
+        flags: libc::c_ulong,
+    ) -> Result<(), i32> {
         let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), |s| s.as_ptr());
         // SAFETY: every pointer is NULL or a NUL-terminated string that outlives the call.
-        let r = unsafe { libc::mount(p(source), target.as_ptr(), p(fstype), flags, std::ptr::null()) };
-        if r == 0 { Ok(()) } else { Err(errno()) }
+        let r = unsafe {
+            libc::mount(
+                p(source),
+                target.as_ptr(),
+                p(fstype),
+                flags,
+                std::ptr::null(),
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
     }
 
     /// sethostname(2).
@@ -343,7 +371,11 @@ pub mod child {
         let bytes = name.to_bytes();
         // SAFETY: the pointer and length describe a valid byte string.
         let r = unsafe { libc::sethostname(bytes.as_ptr() as *const libc::c_char, bytes.len()) };
-        if r == 0 { Ok(()) } else { Err(errno()) }
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
     }
 
     /// Brings the loopback interface up (SIOCGIFFLAGS, SIOCSIFFLAGS on a datagram socket).
@@ -368,15 +400,32 @@ pub mod child {
         };
         let e = errno();
         close(fd);
-        if r < 0 { Err(e) } else { Ok(()) }
+        if r < 0 {
+            Err(e)
+        } else {
+            Ok(())
+        }
     }
 
     /// A stackless clone(SIGCHLD): fork without running atfork handlers. 0 in the child.
     pub fn fork_raw() -> Result<i32, i32> {
         // SAFETY: the caller (a child between fork and exec, single-threaded) only makes
         // async-signal-safe calls in the new child.
-        let r = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
-        if r < 0 { Err(errno()) } else { Ok(r as i32) }
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                libc::SIGCHLD as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        };
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok(r as i32)
+        }
     }
 
     /// sigwaitinfo(2) on `set`: the signal number and its si_code.

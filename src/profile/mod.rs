@@ -122,7 +122,8 @@ impl Namespaces {
 fn check_hostname(h: &str) -> Result<(), String> {
     if !h.is_empty()
         && h.len() <= 64
-        && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
     {
         Ok(())
     } else {

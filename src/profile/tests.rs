@@ -232,19 +232,37 @@ fn namespaces_section_and_unshare_flag() {
     assert!(!none.namespaces.any());
     assert_eq!(none.namespaces.hostname, "synwire");
 
-    let o = Overrides { unshare: Some("net,ipc".into()), ..Default::default() };
+    let o = Overrides {
+        unshare: Some("net,ipc".into()),
+        ..Default::default()
+    };
     let p = load("default", &o).unwrap();
     assert_eq!(p.namespaces.names(), ["net", "ipc"]);
-    let o = Overrides { unshare: Some("all".into()), ..Default::default() };
-    assert_eq!(load("small", &o).unwrap().namespaces.names(), NAMESPACE_NAMES);
-    let o = Overrides { unshare: Some("pid,netw".into()), ..Default::default() };
+    let o = Overrides {
+        unshare: Some("all".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        load("small", &o).unwrap().namespaces.names(),
+        NAMESPACE_NAMES
+    );
+    let o = Overrides {
+        unshare: Some("pid,netw".into()),
+        ..Default::default()
+    };
     let e = load("default", &o).unwrap_err().to_string();
-    assert!(e.contains("invalid --unshare `pid,netw`") && e.contains("`netw`"), "{e}");
+    assert!(
+        e.contains("invalid --unshare `pid,netw`") && e.contains("`netw`"),
+        "{e}"
+    );
 
     let e = err("[namespaces]\npid = \"yes\"\n");
     assert!(e.contains(":2:7:") && e.contains("`namespaces.pid`"), "{e}");
     let e = err("[namespaces]\nhostname = \"no spaces\"\n");
-    assert!(e.contains(":2:12:") && e.contains("`namespaces.hostname`"), "{e}");
+    assert!(
+        e.contains(":2:12:") && e.contains("`namespaces.hostname`"),
+        "{e}"
+    );
     let e = err("[namespaces]\nnetwork = true\n");
     assert!(e.contains("unknown key `namespaces.network`"), "{e}");
 }

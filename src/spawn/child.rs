@@ -69,8 +69,13 @@ fn enter(ns: &NsPlan) -> Result<(), (Step, i32)> {
                 .map_err(|e| (Step::MountProc, e))?;
         }
         if ns.cgroup {
-            child::mount(Some(&ns.cgroup_fs), &ns.cgroup_dir, Some(&ns.cgroup_fs), flags)
-                .map_err(|e| (Step::MountCgroup, e))?;
+            child::mount(
+                Some(&ns.cgroup_fs),
+                &ns.cgroup_dir,
+                Some(&ns.cgroup_fs),
+                flags,
+            )
+            .map_err(|e| (Step::MountCgroup, e))?;
         }
     }
     if ns.uts {
