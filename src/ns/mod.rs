@@ -37,6 +37,7 @@ pub struct NsPlan {
     pub proc_fs: CString,
     pub cgroup_dir: CString,
     pub cgroup_fs: CString,
+    pub tmpfs: CString,
 }
 
 impl NsPlan {
@@ -74,6 +75,7 @@ impl NsPlan {
             proc_fs: c("proc"),
             cgroup_dir: c("/sys/fs/cgroup"),
             cgroup_fs: c("cgroup2"),
+            tmpfs: c("tmpfs"),
         })
     }
 

@@ -69,6 +69,11 @@ fn enter(ns: &NsPlan) -> Result<(), (Step, i32)> {
                 .map_err(|e| (Step::MountProc, e))?;
         }
         if ns.cgroup {
+            // The kernel refuses to mount a superblock on its own root at the same place (EBUSY:
+            // the host's cgroup2 is at /sys/fs/cgroup), and that mount cannot be unmounted in a
+            // user namespace (it is locked): cover it with a tmpfs and mount cgroup2 on that.
+            child::mount(Some(&ns.tmpfs), &ns.cgroup_dir, Some(&ns.tmpfs), flags)
+                .map_err(|e| (Step::MountCgroup, e))?;
             child::mount(
                 Some(&ns.cgroup_fs),
                 &ns.cgroup_dir,
