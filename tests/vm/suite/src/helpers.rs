@@ -104,19 +104,22 @@ pub fn trap_term() -> Result<(), String> {
     }
 }
 
-/// `trap-signals`: prints `ready`, then `got SIGNAME` for each of SIGHUP, SIGINT, SIGQUIT,
-/// SIGUSR1, SIGUSR2, SIGWINCH and SIGTERM it receives; exits 42 after SIGTERM.
+/// The signals synwire-run forwards, SIGTERM last.
+pub const FORWARDED: [Signal; 7] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGTERM,
+];
+
+/// `trap-signals`: prints `ready`, then `got SIGNAME` for each of the FORWARDED signals it
+/// receives; exits 42 after SIGTERM.
 pub fn trap_signals() -> Result<(), String> {
     let mut set = SigSet::empty();
-    for s in [
-        Signal::SIGHUP,
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGWINCH,
-        Signal::SIGTERM,
-    ] {
+    for s in FORWARDED {
         set.add(s);
     }
     set.thread_block()

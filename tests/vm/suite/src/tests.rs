@@ -608,22 +608,29 @@ fn sigterm_forwarded(env: &Env) -> Result<(), String> {
     })
 }
 
-fn timeout_grace_kill(env: &Env) -> Result<(), String> {
-    let path = "/tmp/grace.toml";
-    write_file(path, "[stop]\ngrace = \"1s\"\n")?;
+/// Runs `synwire-vmtest HELPER` with `--timeout 2s` under a profile file holding `profile`; it
+/// must end as timed_out with 124.
+fn run_timed_out(env: &Env, name: &str, profile: &str, helper: &str) -> Result<Run, String> {
+    let path = format!("/tmp/{name}.toml");
+    write_file(&path, profile)?;
     let args = [
         "-q",
         "--profile",
-        path,
+        &path,
         "--timeout",
         "2s",
         "--",
         VMTEST,
-        "ignore-term",
+        helper,
     ];
     let r = run(env, &root(env), Spawn::Clone3, &args)?;
     r.expect_code(124)?;
     r.expect_outcome("timed_out")?;
+    Ok(r)
+}
+
+fn timeout_grace_kill(env: &Env) -> Result<(), String> {
+    let r = run_timed_out(env, "grace", "[stop]\ngrace = \"1s\"\n", "ignore-term")?;
     ensure(r.stdout.trim() == "ready", || {
         format!("agent output: {}", r.show())
     })?;
@@ -916,15 +923,7 @@ fn signals_forwarded(env: &Env) -> Result<(), String> {
     )?;
     let mut got = vec![s.read_line()];
     if got[0].as_deref() == Ok("ready") {
-        for sig in [
-            Signal::SIGHUP,
-            Signal::SIGINT,
-            Signal::SIGQUIT,
-            Signal::SIGUSR1,
-            Signal::SIGUSR2,
-            Signal::SIGWINCH,
-            Signal::SIGTERM,
-        ] {
+        for sig in crate::helpers::FORWARDED {
             let _ = kill(Pid::from_raw(s.pid()), sig);
             let line = s.read_line();
             let ok = line.as_deref() == Ok(&format!("got {}", sig.as_str()));
@@ -949,21 +948,8 @@ fn signals_forwarded(env: &Env) -> Result<(), String> {
 
 /// On timeout the profile's stop.signal is sent, then everything is killed after the grace.
 fn timeout_stop_signal(env: &Env) -> Result<(), String> {
-    let path = "/tmp/stop-int.toml";
-    write_file(path, "[stop]\nsignal = \"SIGINT\"\ngrace = \"1s\"\n")?;
-    let args = [
-        "-q",
-        "--profile",
-        path,
-        "--timeout",
-        "2s",
-        "--",
-        VMTEST,
-        "trap-signals",
-    ];
-    let r = run(env, &root(env), Spawn::Clone3, &args)?;
-    r.expect_code(124)?;
-    r.expect_outcome("timed_out")?;
+    let profile = "[stop]\nsignal = \"SIGINT\"\ngrace = \"1s\"\n";
+    let r = run_timed_out(env, "stop-int", profile, "trap-signals")?;
     ensure(r.stdout == "ready\ngot SIGINT\n", || {
         format!("expected the agent to get SIGINT only: {}", r.show())
     })
