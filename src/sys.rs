@@ -366,6 +366,26 @@ pub mod child {
         }
     }
 
+    /// True when the working directory can be searched (access(".", X_OK)).
+    pub fn cwd_searchable() -> Result<(), i32> {
+        // SAFETY: a static NUL-terminated path.
+        if unsafe { libc::access(c".".as_ptr(), libc::X_OK) } == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
+    }
+
+    /// chdir(2).
+    pub fn chdir(path: &CStr) -> Result<(), i32> {
+        // SAFETY: a NUL-terminated path prepared before fork.
+        if unsafe { libc::chdir(path.as_ptr()) } == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
+    }
+
     /// sethostname(2).
     pub fn sethostname(name: &CStr) -> Result<(), i32> {
         let bytes = name.to_bytes();

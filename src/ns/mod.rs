@@ -112,6 +112,8 @@ pub enum Step {
     Loopback = 6,
     ForkInit = 7,
     Setup = 8,
+    /// Not a failure: the working directory was unreachable inside, the agent starts in `/`.
+    CwdFallback = 9,
 }
 
 impl Step {
@@ -125,6 +127,7 @@ impl Step {
             6 => Step::Loopback,
             7 => Step::ForkInit,
             8 => Step::Setup,
+            9 => Step::CwdFallback,
             _ => Step::Exec,
         }
     }
@@ -140,6 +143,7 @@ impl Step {
             Step::Loopback => "bring up the loopback interface in the new network namespace",
             Step::ForkInit => "start the agent under the pid namespace's init",
             Step::Setup => "prepare the agent",
+            Step::CwdFallback => "keep the working directory",
         }
     }
 }

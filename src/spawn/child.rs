@@ -35,9 +35,14 @@ pub(super) fn run(ctx: &ChildCtx) -> ! {
         child::close(read_end);
     }
     if let Some(ns) = ctx.ns {
-        if let Err((step, errno)) = enter(ns) {
-            report(ctx, step, errno);
-            child::exit(SETUP_FAILED);
+        match enter(ns) {
+            Ok(None) => {}
+            // A warning, not a failure: the parent prints it and reads on.
+            Ok(Some(errno)) => report(ctx, Step::CwdFallback, errno),
+            Err((step, errno)) => {
+                report(ctx, step, errno);
+                child::exit(SETUP_FAILED);
+            }
         }
         if ns.pid {
             let i = init::Init {
@@ -54,8 +59,10 @@ pub(super) fn run(ctx: &ChildCtx) -> ! {
 }
 
 /// The set-up inside the new namespaces, in order: the cgroup namespace (now that we are in our
-/// cgroup, which becomes its root), private mounts, /proc, cgroup2, hostname, loopback.
-fn enter(ns: &NsPlan) -> Result<(), (Step, i32)> {
+/// cgroup, which becomes its root), private mounts, /proc, cgroup2, hostname, loopback, and the
+/// working directory. Ok(Some(errno)): the working directory was unreachable inside (a directory
+/// whose owner is not mapped into the user namespace) and the agent starts in `/`.
+fn enter(ns: &NsPlan) -> Result<Option<i32>, (Step, i32)> {
     if ns.cgroup {
         child::unshare(libc::CLONE_NEWCGROUP).map_err(|e| (Step::CgroupNs, e))?;
     }
@@ -89,7 +96,11 @@ fn enter(ns: &NsPlan) -> Result<(), (Step, i32)> {
     if ns.net {
         child::loopback_up().map_err(|e| (Step::Loopback, e))?;
     }
-    Ok(())
+    if let Err(errno) = child::cwd_searchable() {
+        child::chdir(&ns.root).map_err(|e| (Step::CwdFallback, e))?;
+        return Ok(Some(errno));
+    }
+    Ok(None)
 }
 
 fn exec(ctx: &ChildCtx) -> ! {

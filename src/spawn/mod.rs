@@ -209,22 +209,19 @@ pub fn spawn(s: &Spawn) -> Result<Spawned, SpawnError> {
     }
     drop(hs_w);
 
-    // EOF: the exec succeeded (the pipe closed on exec). Eight bytes: the step that failed and
-    // its errno.
-    let mut buf = [0u8; 8];
-    let mut got = 0;
+    // EOF: the exec succeeded (the pipe closed on exec). Eight-byte records: the step that failed
+    // (or warned) and its errno.
     let mut r = std::fs::File::from(err_r);
-    while got < 8 {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+    while let Some((step, errno)) = read_record(&mut r) {
+        if step == Step::CwdFallback {
+            let cwd =
+                std::env::current_dir().map_or_else(|_| "?".into(), |d| d.display().to_string());
+            tracing::warn!(
+                "the working directory {cwd} is not reachable inside the agent's namespaces ({}); the agent starts in / instead",
+                io::Error::from_raw_os_error(errno)
+            );
+            continue;
         }
-    }
-    if got == 8 {
-        let step = Step::from_i32(i32::from_ne_bytes(buf[..4].try_into().expect("4 bytes")));
-        let errno = i32::from_ne_bytes(buf[4..].try_into().expect("4 bytes"));
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         if step != Step::Exec {
             return Err(NsError::Setup {
@@ -242,6 +239,25 @@ pub fn spawn(s: &Spawn) -> Result<Spawned, SpawnError> {
         mode,
         agent_status: status_r,
     }))
+}
+
+/// One [step, errno] record from the child, or None at EOF.
+fn read_record(r: &mut std::fs::File) -> Option<(Step, i32)> {
+    let mut buf = [0u8; 8];
+    let mut got = 0;
+    while got < 8 {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => return None,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    let step = Step::from_i32(i32::from_ne_bytes(buf[..4].try_into().expect("4 bytes")));
+    Some((
+        step,
+        i32::from_ne_bytes(buf[4..].try_into().expect("4 bytes")),
+    ))
 }
 
 fn clone_error(s: &Spawn, call: &'static str, source: io::Error) -> SpawnError {

@@ -85,6 +85,7 @@ pub fn add_all(t: &mut Vec<(String, TestFn)>) {
     );
     add("ns/cwd/root".into(), Box::new(|e| cwd(e, root(e))));
     add("ns/cwd/user".into(), Box::new(|e| cwd(e, user(e))));
+    add("ns/cwd/unreachable".into(), Box::new(cwd_unreachable));
     add(
         "ns/error/max-user-namespaces".into(),
         Box::new(error_max_user_namespaces),
@@ -556,6 +557,45 @@ fn cwd(env: &Env, mut caller: Caller) -> Result<(), String> {
         &caller,
         Spawn::Clone3,
         &["-q", "--unshare", "all", "--", "pwd"],
+    )?;
+    expect_lines(&r, &[dir])
+}
+
+/// Root in a directory only uid 1000 may enter: inside a user namespace that maps only root, the
+/// directory's owner is unmapped, root's capabilities do not reach it, and the agent starts in /
+/// with a warning instead of failing.
+fn cwd_unreachable(env: &Env) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let top = "/tmp/ns-private";
+    let dir = "/tmp/ns-private/work";
+    std::fs::create_dir_all(dir).map_err(|e| format!("mkdir {dir}: {e}"))?;
+    for d in [top, dir] {
+        std::os::unix::fs::chown(d, Some(USER_UID), Some(USER_UID))
+            .map_err(|e| format!("chown {d}: {e}"))?;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("chmod {d}: {e}"))?;
+    }
+    let mut caller = root(env);
+    caller.cwd = Some(dir.into());
+    let r = run(
+        env,
+        &caller,
+        Spawn::Clone3,
+        &["-q", "--unshare", "user", "--", "pwd"],
+    )?;
+    expect_lines(&r, &["/"])?;
+    ensure(
+        r.stderr.contains("synwire-run: warning:")
+            && r.stderr.contains(dir)
+            && r.stderr.contains("starts in /"),
+        || format!("expected a warning naming {dir}: {}", r.show()),
+    )?;
+    // Without a user namespace root reaches it as before.
+    let r = run(
+        env,
+        &caller,
+        Spawn::Clone3,
+        &["-q", "--unshare", "pid,mount", "--", "pwd"],
     )?;
     expect_lines(&r, &[dir])
 }
