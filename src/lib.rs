@@ -63,6 +63,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         Err(failure) => return finish(cli, exec_failed(stats, failure, Duration::ZERO)),
     };
 
+    ns::preflight(&profile.namespaces).map_err(spawn::SpawnError::from)?;
     let signals = Signals::block().map_err(Error::Signals)?;
     if let Err(e) = sys::set_child_subreaper() {
         tracing::debug!("cannot become a subreaper: {e}");

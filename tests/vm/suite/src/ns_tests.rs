@@ -90,6 +90,10 @@ pub fn add_all(t: &mut Vec<(String, TestFn)>) {
         "ns/error/max-user-namespaces".into(),
         Box::new(error_max_user_namespaces),
     );
+    add(
+        "ns/error/unprivileged-userns-clone".into(),
+        Box::new(error_unprivileged_userns_clone),
+    );
 }
 
 /// uid 1000 in its delegated subtree, as in `delegated-user`.
@@ -750,6 +754,23 @@ fn error_max_user_namespaces(env: &Env) -> Result<(), String> {
         Spawn::Clone3,
         &["--unshare", "user", "--", "true"],
         &["user.max_user_namespaces"],
+    );
+    let restored = layout::write(path, saved.trim());
+    result.and(restored)
+}
+
+/// Debian's kernels carry the kernel.unprivileged_userns_clone sysctl: with it at 0, a non-root
+/// `--unshare user` gets 125 naming it. A kernel without the sysctl fails this test loudly.
+fn error_unprivileged_userns_clone(env: &Env) -> Result<(), String> {
+    let path = std::path::Path::new("/proc/sys/kernel/unprivileged_userns_clone");
+    let saved = layout::read(path)?;
+    layout::write(path, "0")?;
+    let result = expect_error(
+        env,
+        &user(env),
+        Spawn::Clone3,
+        &["--unshare", "user", "--", "true"],
+        &["kernel.unprivileged_userns_clone=1"],
     );
     let restored = layout::write(path, saved.trim());
     result.and(restored)
