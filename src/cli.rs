@@ -59,6 +59,11 @@ pub struct Cli {
     #[arg(long, value_name = "LIST")]
     pub unshare: Option<String>,
 
+    /// Pass file descriptors 3 .. 3+N-1 to the command (socket activation); every other inherited
+    /// descriptor above 2 is closed.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub preserve_fds: u32,
+
     /// Run even where the limits cannot be enforced, with a warning naming each one.
     #[arg(long)]
     pub allow_degraded: bool,

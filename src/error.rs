@@ -15,6 +15,8 @@ pub enum Error {
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
     #[error("cannot set up signal handling: {0}")]
     Signals(std::io::Error),
     #[error("cannot write the statistics to {}: {source}; check that its directory exists and is writable", path.display())]

@@ -22,6 +22,7 @@ pub mod ns;
 pub mod plan;
 pub mod profile;
 pub mod report;
+pub mod security;
 pub mod spawn;
 pub mod supervise;
 pub mod sys;
@@ -50,6 +51,8 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         timeout: cli.timeout.clone(),
         unshare: cli.unshare.clone(),
     };
+    // Before synwire-run opens anything of its own: inherited descriptors are not the agent's.
+    security::prepare_fds(cli.preserve_fds)?;
     let profile = profile::load(&cli.profile, &overrides)?;
     if let Some(path) = &cli.stats_file {
         check_stats_path(path)?;
@@ -57,7 +60,9 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
     let id = new_id()?;
     let mut stats = base_stats(&id, &profile, cli);
 
-    let plan = match ExecPlan::new(cli.command.clone(), std::env::vars_os().collect()) {
+    let sec = security::SecPlan::new(&profile.security, &profile.rlimits, profile.namespaces.user)?;
+    let env = profile.env.apply(std::env::vars_os().collect());
+    let plan = match ExecPlan::new(cli.command.clone(), env) {
         Ok(plan) => plan,
         // Not found or not executable: nothing has been created yet.
         Err(failure) => return finish(cli, exec_failed(stats, failure, Duration::ZERO)),
@@ -98,6 +103,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         plan: &plan,
         cgroup: cgroup.as_ref(),
         ns: ns_plan.as_ref().map(|p| (p, &profile.namespaces)),
+        sec: &sec,
         old_mask: signals.old_mask(),
         wait_set: signals.set(),
         force_fork,

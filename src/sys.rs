@@ -231,6 +231,21 @@ pub fn random_id_bytes() -> io::Result<[u8; 16]> {
     Ok(buf)
 }
 
+/// Sets or clears FD_CLOEXEC on `fd`; EBADF when it is not open.
+pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFD/F_SETFD only read and write the descriptor's flags; on a descriptor that is
+    // not open they fail with EBADF and change nothing.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFD) } as libc::c_long)? as libc::c_int;
+    let new = if on {
+        flags | libc::FD_CLOEXEC
+    } else {
+        flags & !libc::FD_CLOEXEC
+    };
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, new) } as libc::c_long)?;
+    Ok(())
+}
+
 /// The signals pending for this process (blocked ones that arrived).
 pub fn pending_signals() -> Vec<i32> {
     // SAFETY: sigset_t is plain data; sigpending fills it.
@@ -364,6 +379,126 @@ pub mod child {
         } else {
             Err(errno())
         }
+    }
+
+    fn ok_or_errno(r: libc::c_int) -> Result<(), i32> {
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
+    }
+
+    /// setrlimit(2) with soft = hard = `value`.
+    pub fn setrlimit(resource: u32, value: u64) -> Result<(), i32> {
+        let lim = libc::rlimit {
+            rlim_cur: value,
+            rlim_max: value,
+        };
+        // SAFETY: a valid rlimit struct on the stack.
+        ok_or_errno(unsafe { libc::setrlimit(resource as _, &lim) })
+    }
+
+    /// prctl(PR_CAPBSET_DROP).
+    pub fn capbset_drop(cap: u32) -> Result<(), i32> {
+        // SAFETY: integer-only prctl.
+        ok_or_errno(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) })
+    }
+
+    /// prctl(PR_SET_KEEPCAPS, 1): the permitted set survives setuid away from 0.
+    pub fn keep_caps() -> Result<(), i32> {
+        // SAFETY: integer-only prctl.
+        ok_or_errno(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) })
+    }
+
+    /// setgroups(0, NULL): no supplementary groups.
+    pub fn setgroups_empty() -> Result<(), i32> {
+        // SAFETY: an empty list.
+        ok_or_errno(unsafe { libc::setgroups(0, std::ptr::null()) })
+    }
+
+    /// setgid(2) as a raw syscall: glibc's wrapper signals other threads (there are none), the
+    /// raw call changes this process only.
+    pub fn setgid(gid: u32) -> Result<(), i32> {
+        // SAFETY: integer-only syscall.
+        ok_or_errno(unsafe { libc::syscall(libc::SYS_setgid, gid) } as libc::c_int)
+    }
+
+    /// setuid(2) as a raw syscall (see setgid).
+    pub fn setuid(uid: u32) -> Result<(), i32> {
+        // SAFETY: integer-only syscall.
+        ok_or_errno(unsafe { libc::syscall(libc::SYS_setuid, uid) } as libc::c_int)
+    }
+
+    /// prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL).
+    pub fn clear_ambient() -> Result<(), i32> {
+        // SAFETY: integer-only prctl.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            )
+        };
+        // EINVAL: a kernel without ambient capabilities (before 4.3) has none to clear.
+        if r != 0 && errno() == libc::EINVAL {
+            return Ok(());
+        }
+        ok_or_errno(r)
+    }
+
+    /// prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap).
+    pub fn raise_ambient(cap: u32) -> Result<(), i32> {
+        // SAFETY: integer-only prctl.
+        ok_or_errno(unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE,
+                cap as libc::c_ulong,
+                0,
+                0,
+            )
+        })
+    }
+
+    /// capset(2): effective = permitted = inheritable = `keep`.
+    pub fn capset(keep: u64) -> Result<(), i32> {
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: libc::c_int,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        const VERSION_3: u32 = 0x2008_0522;
+        let mut header = Header {
+            version: VERSION_3,
+            pid: 0,
+        };
+        let half = |bits: u32| Data {
+            effective: bits,
+            permitted: bits,
+            inheritable: bits,
+        };
+        let data = [half(keep as u32), half((keep >> 32) as u32)];
+        // SAFETY: a version-3 header and the two data structs version 3 requires.
+        ok_or_errno(
+            unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } as libc::c_int,
+        )
+    }
+
+    /// prctl(PR_SET_NO_NEW_PRIVS, 1): execve can no longer grant privileges (setuid bits, file
+    /// capabilities).
+    pub fn no_new_privs() -> Result<(), i32> {
+        // SAFETY: integer-only prctl.
+        ok_or_errno(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
     }
 
     /// True when the working directory can be searched (access(".", X_OK)).

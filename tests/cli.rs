@@ -168,3 +168,47 @@ fn a_stats_file_in_a_missing_directory_is_refused_before_anything_runs() {
         stderr(&o)
     );
 }
+
+#[test]
+fn invalid_least_privilege_values_exit_125_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, needle) in [
+        (
+            "[security]\ncapabilities = [\"NET_FLY\"]\n",
+            "`NET_FLY` is not a capability",
+        ),
+        (
+            "[security]\nuser = \"no-such-user-xyz\"\n",
+            "`security.user`",
+        ),
+        (
+            "[security]\ngroup = \"no-such-group-xyz\"\n",
+            "`security.group`",
+        ),
+        ("[rlimits]\nnofile = \"many\"\n", "`rlimits.nofile`"),
+        ("[rlimits]\nfsize = \"12Q\"\n", "`rlimits.fsize`"),
+        ("[env]\npass = \"PATH\"\n", "`env.pass`"),
+        ("[env]\nset = { A = 1 }\n", "`env.set.A`"),
+    ] {
+        let p = write(dir.path(), "p.toml", text);
+        let o = synwire(&["-p", &p, "--", "true"]);
+        assert_eq!(o.status.code(), Some(125), "{text}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{text}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("{p}:2:")),
+            "{text}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn preserve_fds_requires_the_descriptors_to_be_open() {
+    let o = synwire(&["--preserve-fds", "40", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("--preserve-fds 40") && stderr(&o).contains("is not open"),
+        "{}",
+        stderr(&o)
+    );
+}

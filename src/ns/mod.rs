@@ -114,6 +114,10 @@ pub enum Step {
     Setup = 8,
     /// Not a failure: the working directory was unreachable inside, the agent starts in `/`.
     CwdFallback = 9,
+    Rlimit = 10,
+    Capabilities = 11,
+    SwitchUser = 12,
+    NoNewPrivs = 13,
 }
 
 impl Step {
@@ -128,6 +132,10 @@ impl Step {
             7 => Step::ForkInit,
             8 => Step::Setup,
             9 => Step::CwdFallback,
+            10 => Step::Rlimit,
+            11 => Step::Capabilities,
+            12 => Step::SwitchUser,
+            13 => Step::NoNewPrivs,
             _ => Step::Exec,
         }
     }
@@ -144,6 +152,10 @@ impl Step {
             Step::ForkInit => "start the agent under the pid namespace's init",
             Step::Setup => "prepare the agent",
             Step::CwdFallback => "keep the working directory",
+            Step::Rlimit => "set the agent's resource limits ([rlimits])",
+            Step::Capabilities => "drop the agent's capabilities ([security] capabilities)",
+            Step::SwitchUser => "switch to the agent's user and group ([security] user, group)",
+            Step::NoNewPrivs => "set no_new_privileges",
         }
     }
 }

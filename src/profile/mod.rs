@@ -3,6 +3,7 @@
 //! the column and the key, and applying the command-line overrides. The result, [`Profile`], holds
 //! only validated values.
 
+pub mod privilege;
 pub mod units;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,9 @@ pub struct Profile {
     /// `[cgroup] required`: false runs degraded where limits cannot be enforced.
     pub cgroup_required: bool,
     pub namespaces: Namespaces,
+    pub security: privilege::Security,
+    pub env: privilege::EnvSpec,
+    pub rlimits: privilege::Rlimits,
 }
 
 /// `[namespaces]`: which namespaces the agent gets.
@@ -369,6 +373,12 @@ struct RawProfile {
     cgroup: RawCgroup,
     #[serde(default)]
     namespaces: RawNamespaces,
+    #[serde(default)]
+    security: privilege::RawSecurity,
+    #[serde(default)]
+    env: privilege::RawEnv,
+    #[serde(default)]
+    rlimits: privilege::RawRlimits,
 }
 
 #[derive(Deserialize, Default)]
@@ -706,6 +716,9 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
         stop,
         cgroup_required,
         namespaces,
+        security: privilege::security(&src, &raw.security)?,
+        env: privilege::env(&src, &raw.env)?,
+        rlimits: privilege::rlimits(&src, &raw.rlimits)?,
     })
 }
 

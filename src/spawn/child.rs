@@ -108,6 +108,10 @@ fn exec(ctx: &ChildCtx) -> ! {
     // dispositions are the caller's (synwire-run installs no handlers) and execve keeps them.
     child::default_signal(libc::SIGPIPE);
     child::set_signal_mask(ctx.old_mask);
+    if let Err((step, errno)) = crate::security::apply(ctx.sec) {
+        report(ctx, step, errno);
+        child::exit(SETUP_FAILED);
+    }
     let plan = ctx.plan;
     let mut errno = child::execve(&plan.path, &plan.argv, &plan.envp);
     if errno == libc::ENOEXEC {

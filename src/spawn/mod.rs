@@ -14,6 +14,7 @@ use crate::cgroup::{AgentCgroup, CgroupError};
 use crate::ns::{self, NsError, NsPlan, Step};
 use crate::plan::{exec_errno, ExecFailure, ExecPlan};
 use crate::profile::Namespaces;
+use crate::security::SecPlan;
 use crate::sys::{self, Forked};
 
 /// How the agent was started, reported in the statistics.
@@ -96,6 +97,7 @@ pub(crate) struct ChildCtx<'a> {
     pub handshake: Option<(RawFd, RawFd)>,
     pub err_fd: RawFd,
     pub ns: Option<&'a NsPlan>,
+    pub sec: &'a SecPlan,
     /// For a pid namespace's init: the signals it waits for, and where the status goes.
     pub wait_set: &'a libc::sigset_t,
     pub status_fd: RawFd,
@@ -122,6 +124,7 @@ pub struct Spawn<'a> {
     pub plan: &'a ExecPlan,
     pub cgroup: Option<&'a AgentCgroup>,
     pub ns: Option<(&'a NsPlan, &'a Namespaces)>,
+    pub sec: &'a SecPlan,
     pub old_mask: &'a libc::sigset_t,
     pub wait_set: &'a libc::sigset_t,
     /// Take the fallback path even where clone3 works (testing; SYNWIRE_SPAWN=fork).
@@ -151,6 +154,7 @@ pub fn spawn(s: &Spawn) -> Result<Spawned, SpawnError> {
         handshake: early_handshake.then(|| (hs_r.as_raw_fd(), hs_w.as_raw_fd())),
         err_fd: err_w.as_raw_fd(),
         ns: ns_plan,
+        sec: s.sec,
         wait_set: s.wait_set,
         status_fd: status.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
     };

@@ -1,0 +1,419 @@
+//! The least-privilege sections of a profile: `[security]`, `[env]` and `[rlimits]`, checked with
+//! errors that name the key, the value and its position. Users and groups are resolved here, from
+//! /etc/passwd and /etc/group (a static binary has no NSS), so an unknown one stops synwire-run
+//! before anything is created.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{parse_duration, ProfileError, Size, Source, Val};
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSecurity {
+    no_new_privileges: Val,
+    capabilities: Val,
+    user: Val,
+    group: Val,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEnv {
+    clear: Val,
+    pass: Val,
+    set: Val,
+    unset: Val,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRlimits {
+    nofile: Val,
+    core: Val,
+    cpu: Val,
+    fsize: Val,
+    nproc: Val,
+}
+
+/// `[security]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Security {
+    pub no_new_privileges: bool,
+    /// Capabilities the agent keeps, as a bit mask; None: left as inherited (also "all").
+    pub capabilities: Option<u64>,
+    /// uid and gid to switch to (supplementary groups cleared).
+    pub user: Option<u32>,
+    pub group: Option<u32>,
+    /// The names as written, for messages.
+    pub user_name: Option<String>,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            no_new_privileges: true,
+            capabilities: None,
+            user: None,
+            group: None,
+            user_name: None,
+        }
+    }
+}
+
+/// `[env]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvSpec {
+    pub clear: bool,
+    pub pass: Vec<String>,
+    pub set: BTreeMap<String, String>,
+    pub unset: Vec<String>,
+}
+
+impl Default for EnvSpec {
+    fn default() -> Self {
+        EnvSpec {
+            clear: false,
+            pass: ["PATH", "HOME", "LANG", "TERM"].map(String::from).to_vec(),
+            set: BTreeMap::new(),
+            unset: Vec::new(),
+        }
+    }
+}
+
+impl EnvSpec {
+    /// The agent's environment from the caller's.
+    pub fn apply<K, V>(&self, caller: Vec<(K, V)>) -> Vec<(K, V)>
+    where
+        K: AsRef<std::ffi::OsStr> + From<String>,
+        V: From<String>,
+    {
+        let mut env: Vec<(K, V)> = caller
+            .into_iter()
+            .filter(|(k, _)| {
+                let k = k.as_ref().to_string_lossy();
+                (!self.clear || self.pass.iter().any(|p| *p == k))
+                    && !self.unset.iter().any(|u| *u == k)
+            })
+            .collect();
+        for (k, v) in &self.set {
+            env.retain(|(ek, _)| ek.as_ref() != std::ffi::OsStr::new(k));
+            env.push((K::from(k.clone()), V::from(v.clone())));
+        }
+        env
+    }
+}
+
+/// `[rlimits]`, validated: (resource, value) pairs, soft = hard = value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rlimits {
+    pub limits: Vec<(Rlimit, u64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rlimit {
+    Nofile,
+    Core,
+    Cpu,
+    Fsize,
+    Nproc,
+}
+
+impl Rlimit {
+    pub fn resource(self) -> u32 {
+        match self {
+            Rlimit::Nofile => libc::RLIMIT_NOFILE,
+            Rlimit::Core => libc::RLIMIT_CORE,
+            Rlimit::Cpu => libc::RLIMIT_CPU,
+            Rlimit::Fsize => libc::RLIMIT_FSIZE,
+            Rlimit::Nproc => libc::RLIMIT_NPROC,
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Rlimit::Nofile => "rlimits.nofile",
+            Rlimit::Core => "rlimits.core",
+            Rlimit::Cpu => "rlimits.cpu",
+            Rlimit::Fsize => "rlimits.fsize",
+            Rlimit::Nproc => "rlimits.nproc",
+        }
+    }
+}
+
+/// capability(7) names by number (CAP_CHOWN is 0).
+pub const CAPABILITIES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// "NET_BIND_SERVICE", "cap_net_bind_service" -> 10.
+pub fn capability_number(name: &str) -> Option<u32> {
+    let upper = name.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    CAPABILITIES
+        .iter()
+        .position(|c| *c == bare)
+        .map(|i| i as u32)
+}
+
+/// Looks `name` (or a number) up in a passwd- or group-style file: (id, primary gid if passwd).
+fn lookup(file: &str, name: &str) -> Option<(u32, Option<u32>)> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 3 && f[0] == name)
+            .then(|| Some((f[2].parse().ok()?, f.get(3).and_then(|g| g.parse().ok()))))
+            .flatten()
+    })
+}
+
+fn id_or_name(
+    src: &Source,
+    v: &Spanned<toml::Value>,
+    key: &str,
+    file: &str,
+) -> Result<(u32, Option<u32>), ProfileError> {
+    match v.get_ref() {
+        toml::Value::Integer(i) if (0..=u32::MAX as i64 - 1).contains(i) => {
+            let id = *i as u32;
+            let primary = if file == "/etc/passwd" {
+                std::fs::read_to_string(file).ok().and_then(|t| {
+                    t.lines().find_map(|l| {
+                        let f: Vec<&str> = l.split(':').collect();
+                        (f.len() >= 4 && f[2] == id.to_string())
+                            .then(|| f[3].parse().ok())
+                            .flatten()
+                    })
+                })
+            } else {
+                None
+            };
+            Ok((id, primary))
+        }
+        toml::Value::String(s) => {
+            if let Ok(id) = s.parse::<u32>() {
+                return Ok((id, None));
+            }
+            lookup(file, s).ok_or_else(|| {
+                src.bad(
+                    v,
+                    key,
+                    format!(
+                        "no such {} in {file}; give an existing name or a number",
+                        if file == "/etc/passwd" {
+                            "user"
+                        } else {
+                            "group"
+                        }
+                    ),
+                )
+            })
+        }
+        _ => Err(src.bad(v, key, "expected a name or a number".into())),
+    }
+}
+
+fn strings(src: &Source, v: &Spanned<toml::Value>, key: &str) -> Result<Vec<String>, ProfileError> {
+    let bad = || src.bad(v, key, "expected a list of strings".into());
+    v.get_ref()
+        .as_array()
+        .ok_or_else(bad)?
+        .iter()
+        .map(|x| x.as_str().map(str::to_string).ok_or_else(bad))
+        .collect()
+}
+
+pub(super) fn security(src: &Source, raw: &RawSecurity) -> Result<Security, ProfileError> {
+    let mut s = Security::default();
+    if let Some(v) = &raw.no_new_privileges {
+        s.no_new_privileges = src.boolean(v, "security.no_new_privileges")?;
+    }
+    if let Some(v) = &raw.capabilities {
+        let key = "security.capabilities";
+        s.capabilities = match v.get_ref() {
+            toml::Value::String(a) if a.eq_ignore_ascii_case("all") => None,
+            toml::Value::Array(_) => {
+                let mut mask = 0u64;
+                for name in strings(src, v, key)? {
+                    let n = capability_number(&name).ok_or_else(|| {
+                        src.bad(v, key, format!("`{name}` is not a capability; use names from capabilities(7) such as \"NET_BIND_SERVICE\", or \"all\""))
+                    })?;
+                    mask |= 1 << n;
+                }
+                Some(mask)
+            }
+            _ => {
+                return Err(src.bad(
+                    v,
+                    key,
+                    "expected a list of capability names, or \"all\"".into(),
+                ))
+            }
+        };
+    }
+    let mut primary = None;
+    if let Some(v) = &raw.user {
+        let (uid, gid) = id_or_name(src, v, "security.user", "/etc/passwd")?;
+        s.user = Some(uid);
+        s.user_name = Some(v.get_ref().to_string().trim_matches('"').to_string());
+        primary = gid;
+    }
+    if let Some(v) = &raw.group {
+        s.group = Some(id_or_name(src, v, "security.group", "/etc/group")?.0);
+    } else if let Some(uid) = s.user {
+        // The user's primary group, as login(1) would give; a bare uid without one gets gid = uid.
+        s.group = Some(primary.unwrap_or(uid));
+    }
+    Ok(s)
+}
+
+pub(super) fn env(src: &Source, raw: &RawEnv) -> Result<EnvSpec, ProfileError> {
+    let mut e = EnvSpec::default();
+    if let Some(v) = &raw.clear {
+        e.clear = src.boolean(v, "env.clear")?;
+    }
+    if let Some(v) = &raw.pass {
+        e.pass = strings(src, v, "env.pass")?;
+    }
+    if let Some(v) = &raw.unset {
+        e.unset = strings(src, v, "env.unset")?;
+    }
+    if let Some(v) = &raw.set {
+        let table = v
+            .get_ref()
+            .as_table()
+            .ok_or_else(|| src.bad(v, "env.set", "expected a table of NAME = \"value\"".into()))?;
+        for (k, val) in table {
+            let val = val.as_str().ok_or_else(|| {
+                src.bad(v, &format!("env.set.{k}"), "expected a string value".into())
+            })?;
+            if k.is_empty() || k.contains('=') || k.contains('\0') || val.contains('\0') {
+                return Err(src.bad(
+                    v,
+                    &format!("env.set.{k}"),
+                    "a variable name cannot be empty or hold `=`; neither may hold a NUL".into(),
+                ));
+            }
+            e.set.insert(k.clone(), val.to_string());
+        }
+    }
+    Ok(e)
+}
+
+pub(super) fn rlimits(src: &Source, raw: &RawRlimits) -> Result<Rlimits, ProfileError> {
+    let mut r = Rlimits::default();
+    for (which, v) in [
+        (Rlimit::Nofile, &raw.nofile),
+        (Rlimit::Core, &raw.core),
+        (Rlimit::Nproc, &raw.nproc),
+        (Rlimit::Cpu, &raw.cpu),
+        (Rlimit::Fsize, &raw.fsize),
+    ] {
+        let Some(v) = v else { continue };
+        let key = which.key();
+        let value = match which {
+            Rlimit::Cpu => match v.get_ref() {
+                toml::Value::String(s) => {
+                    let d = parse_duration(s).map_err(|m| src.bad(v, key, m))?;
+                    d.as_secs().max(1)
+                }
+                _ => src.uint(v, key)?,
+            },
+            Rlimit::Fsize | Rlimit::Core => match src.size(v, key)? {
+                Size::Bytes(b) => b,
+                Size::Max => libc::RLIM_INFINITY,
+            },
+            _ => src.uint(v, key)?,
+        };
+        if which == Rlimit::Nofile && value < 3 {
+            return Err(src.bad(
+                v,
+                key,
+                "below 3 no program can hold stdin, stdout and stderr".into(),
+            ));
+        }
+        r.limits.push((which, value));
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_names() {
+        assert_eq!(capability_number("NET_BIND_SERVICE"), Some(10));
+        assert_eq!(capability_number("cap_sys_admin"), Some(21));
+        assert_eq!(capability_number("CHECKPOINT_RESTORE"), Some(40));
+        assert_eq!(capability_number("FLY"), None);
+    }
+
+    #[test]
+    fn env_clear_pass_set_unset() {
+        let spec = EnvSpec {
+            clear: true,
+            set: [("MODE".to_string(), "sandbox".to_string())].into(),
+            ..Default::default()
+        };
+        let caller: Vec<(String, String)> = vec![
+            ("PATH".into(), "/bin".into()),
+            ("SECRET".into(), "x".into()),
+            ("TERM".into(), "xterm".into()),
+        ];
+        let out = spec.apply(caller.clone());
+        assert_eq!(
+            out,
+            [("PATH", "/bin"), ("TERM", "xterm"), ("MODE", "sandbox")]
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+        let spec = EnvSpec {
+            unset: vec!["SECRET".into()],
+            ..Default::default()
+        };
+        let out = spec.apply(caller);
+        assert!(out.iter().all(|(k, _)| k != "SECRET") && out.len() == 2);
+    }
+}

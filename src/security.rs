@@ -1,0 +1,183 @@
+//! Least privilege, applied in the child just before execve: rlimits, the capability bounding set,
+//! the user and group switch (supplementary groups cleared), the capabilities kept, and
+//! PR_SET_NO_NEW_PRIVS. Everything is resolved before fork into a [`SecPlan`]; the child only
+//! makes raw system calls. Also the inherited file descriptors: all but `--preserve-fds` are
+//! marked close-on-exec before fork.
+
+use std::io;
+
+use crate::ns::Step;
+use crate::profile::privilege::{Rlimit, Rlimits, Security};
+use crate::sys::child;
+
+/// What the child does, in order, prepared before fork.
+#[derive(Debug, Clone, Default)]
+pub struct SecPlan {
+    pub rlimits: Vec<(u32, u64)>,
+    /// Capabilities to drop from the bounding set (needs CAP_SETPCAP; skipped without it).
+    pub drop_bounding: Vec<u32>,
+    /// (uid, gid) to switch to.
+    pub switch: Option<(u32, u32)>,
+    /// Capabilities kept in the effective, permitted, inheritable and ambient sets.
+    pub keep: Option<u64>,
+    pub no_new_privs: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    #[error("invalid security.user: switching user needs root, and synwire-run runs as uid {uid}; remove security.user (and security.group), or run as root")]
+    NotRoot { uid: u32 },
+    #[error("invalid security.user: inside a user namespace only root (the caller) is mapped, so the agent cannot switch to another user; remove security.user or namespaces.user")]
+    UserInUserNs,
+    #[error("invalid {key} = {value}: it exceeds the hard limit {hard} that this non-root caller may raise; lower it, or run as root")]
+    RlimitAboveHard {
+        key: &'static str,
+        value: u64,
+        hard: u64,
+    },
+    #[error("invalid --preserve-fds {n}: file descriptor {fd} is not open; pass the descriptors 3 to {last} to synwire-run, or lower N")]
+    FdNotOpen { n: u32, fd: i32, last: i32 },
+    #[error("cannot read /proc/self/fd to close inherited descriptors: {0}")]
+    Fds(io::Error),
+}
+
+/// The highest capability this kernel knows.
+fn cap_last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// CapEff of this process.
+fn effective_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+const CAP_SETPCAP: u32 = 8;
+const CAP_SYS_RESOURCE: u32 = 24;
+
+impl SecPlan {
+    /// Resolves the profile's sections for this caller. `in_user_ns`: the child runs as root of a
+    /// new user namespace, with every capability there.
+    pub fn new(sec: &Security, rl: &Rlimits, in_user_ns: bool) -> Result<SecPlan, SecurityError> {
+        let euid = nix::unistd::geteuid().as_raw();
+        let caps = if in_user_ns {
+            u64::MAX
+        } else {
+            effective_caps()
+        };
+        if sec.user.is_some() && euid != 0 && !in_user_ns {
+            return Err(SecurityError::NotRoot { uid: euid });
+        }
+        if in_user_ns && sec.user.is_some_and(|u| u != 0) {
+            return Err(SecurityError::UserInUserNs);
+        }
+        let mut rlimits = Vec::new();
+        for &(which, value) in &rl.limits {
+            if caps & (1 << CAP_SYS_RESOURCE) == 0 {
+                let hard = nix::sys::resource::getrlimit(resource(which))
+                    .map(|(_, h)| h)
+                    .unwrap_or(u64::MAX);
+                if value > hard {
+                    return Err(SecurityError::RlimitAboveHard {
+                        key: which.key(),
+                        value,
+                        hard,
+                    });
+                }
+            }
+            rlimits.push((which.resource(), value));
+        }
+        let drop_bounding = match sec.capabilities {
+            Some(keep) if caps & (1 << CAP_SETPCAP) != 0 => (0..=cap_last_cap())
+                .filter(|c| keep & (1 << c) == 0)
+                .collect(),
+            Some(_) => {
+                tracing::debug!("no CAP_SETPCAP: the bounding set stays; no_new_privileges and the empty permitted set hold");
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        Ok(SecPlan {
+            rlimits,
+            drop_bounding,
+            switch: sec.user.map(|u| (u, sec.group.unwrap_or(u))),
+            keep: sec.capabilities,
+            no_new_privs: sec.no_new_privileges,
+        })
+    }
+}
+
+fn resource(r: Rlimit) -> nix::sys::resource::Resource {
+    use nix::sys::resource::Resource;
+    match r {
+        Rlimit::Nofile => Resource::RLIMIT_NOFILE,
+        Rlimit::Core => Resource::RLIMIT_CORE,
+        Rlimit::Cpu => Resource::RLIMIT_CPU,
+        Rlimit::Fsize => Resource::RLIMIT_FSIZE,
+        Rlimit::Nproc => Resource::RLIMIT_NPROC,
+    }
+}
+
+/// In the child, just before execve: async-signal-safe calls only.
+pub fn apply(p: &SecPlan) -> Result<(), (Step, i32)> {
+    for &(res, value) in &p.rlimits {
+        child::setrlimit(res, value).map_err(|e| (Step::Rlimit, e))?;
+    }
+    for &cap in &p.drop_bounding {
+        child::capbset_drop(cap).map_err(|e| (Step::Capabilities, e))?;
+    }
+    if let Some((uid, gid)) = p.switch {
+        if p.keep.is_some_and(|k| k != 0) {
+            // Keep the permitted set across setuid so the kept capabilities survive it.
+            child::keep_caps().map_err(|e| (Step::Capabilities, e))?;
+        }
+        child::setgroups_empty().map_err(|e| (Step::SwitchUser, e))?;
+        child::setgid(gid).map_err(|e| (Step::SwitchUser, e))?;
+        child::setuid(uid).map_err(|e| (Step::SwitchUser, e))?;
+    }
+    if let Some(keep) = p.keep {
+        child::clear_ambient().map_err(|e| (Step::Capabilities, e))?;
+        child::capset(keep).map_err(|e| (Step::Capabilities, e))?;
+        // Ambient: what a non-root program keeps across execve.
+        for cap in 0..64u32 {
+            if keep & (1 << cap) != 0 {
+                child::raise_ambient(cap).map_err(|e| (Step::Capabilities, e))?;
+            }
+        }
+    }
+    if p.no_new_privs {
+        child::no_new_privs().map_err(|e| (Step::NoNewPrivs, e))?;
+    }
+    Ok(())
+}
+
+/// Marks every inherited descriptor from 3 up close-on-exec, except 3 .. 3+preserve-1, which
+/// are checked to be open and made inheritable. Runs before synwire-run opens anything of its own.
+pub fn prepare_fds(preserve: u32) -> Result<(), SecurityError> {
+    let keep_below = 3 + preserve as i32;
+    for fd in 3..keep_below {
+        crate::sys::set_cloexec(fd, false).map_err(|_| SecurityError::FdNotOpen {
+            n: preserve,
+            fd,
+            last: keep_below - 1,
+        })?;
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(SecurityError::Fds)?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    // The directory handle read_dir held is closed by now: EBADF on its number is expected.
+    for fd in fds.into_iter().filter(|fd| *fd >= keep_below) {
+        let _ = crate::sys::set_cloexec(fd, true);
+    }
+    Ok(())
+}
