@@ -17,6 +17,8 @@ pub enum Error {
     Spawn(#[from] SpawnError),
     #[error(transparent)]
     Security(#[from] crate::security::SecurityError),
+    #[error(transparent)]
+    Landlock(#[from] crate::landlock::LandlockError),
     #[error("cannot set up signal handling: {0}")]
     Signals(std::io::Error),
     #[error("cannot write the statistics to {}: {source}; check that its directory exists and is writable", path.display())]

@@ -17,6 +17,7 @@
 pub mod cgroup;
 pub mod cli;
 pub mod error;
+pub mod landlock;
 pub mod log;
 pub mod ns;
 pub mod plan;
@@ -60,7 +61,24 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
     let id = new_id()?;
     let mut stats = base_stats(&id, &profile, cli);
 
-    let sec = security::SecPlan::new(&profile.security, &profile.rlimits, profile.namespaces.user)?;
+    let mut sec =
+        security::SecPlan::new(&profile.security, &profile.rlimits, profile.namespaces.user)?;
+    let landlock = match &profile.filesystem {
+        Some(fs) => landlock::prepare(fs)?,
+        None => None,
+    };
+    sec.landlock = landlock
+        .as_ref()
+        .map(|l| std::os::fd::AsRawFd::as_raw_fd(&l.ruleset));
+    stats.landlock = match (&profile.filesystem, &landlock) {
+        (None, _) => landlock::Status::off(),
+        (Some(_), Some(l)) => l.status.clone(),
+        (Some(_), None) => landlock::Status {
+            status: "unsupported",
+            abi: None,
+            unhandled: Vec::new(),
+        },
+    };
     let env = profile.env.apply(std::env::vars_os().collect());
     let plan = match ExecPlan::new(cli.command.clone(), env) {
         Ok(plan) => plan,
@@ -210,6 +228,7 @@ fn base_stats(id: &str, profile: &Profile, cli: &Cli) -> Stats {
         leftover_processes: None,
         spawn: None,
         unenforced: Vec::new(),
+        landlock: landlock::Status::off(),
         error: None,
     }
 }

@@ -51,6 +51,8 @@ pub struct Stats {
     pub leftover_processes: Option<u64>,
     pub spawn: Option<SpawnMode>,
     pub unenforced: Vec<Unenforced>,
+    /// What Landlock enforced for `[filesystem]`.
+    pub landlock: crate::landlock::Status,
     /// Why the exec failed, for outcome exec_failed.
     pub error: Option<String>,
 }
@@ -147,6 +149,19 @@ impl Stats {
         }
         out.push_str(&line);
         out.push('\n');
+        if self.landlock.status != "off" {
+            out.push_str(&format!("  landlock {}", self.landlock.status));
+            if let Some(abi) = self.landlock.abi {
+                out.push_str(&format!(" (ABI {abi})"));
+            }
+            if !self.landlock.unhandled.is_empty() {
+                out.push_str(&format!(
+                    ", not restricted by this kernel: {}",
+                    self.landlock.unhandled.join(", ")
+                ));
+            }
+            out.push('\n');
+        }
         out
     }
 }

@@ -21,6 +21,8 @@ pub struct SecPlan {
     /// Capabilities kept in the effective, permitted, inheritable and ambient sets.
     pub keep: Option<u64>,
     pub no_new_privs: bool,
+    /// A Landlock ruleset prepared before fork, enforced last.
+    pub landlock: Option<std::os::fd::RawFd>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +114,7 @@ impl SecPlan {
             switch: sec.user.map(|u| (u, sec.group.unwrap_or(u))),
             keep: sec.capabilities,
             no_new_privs: sec.no_new_privileges,
+            landlock: None,
         })
     }
 }
@@ -154,8 +157,12 @@ pub fn apply(p: &SecPlan) -> Result<(), (Step, i32)> {
             }
         }
     }
-    if p.no_new_privs {
+    // Landlock needs no_new_privs (or CAP_SYS_ADMIN): a ruleset always brings it.
+    if p.no_new_privs || p.landlock.is_some() {
         child::no_new_privs().map_err(|e| (Step::NoNewPrivs, e))?;
+    }
+    if let Some(fd) = p.landlock {
+        child::landlock_restrict_self(fd).map_err(|e| (Step::Landlock, e))?;
     }
     Ok(())
 }

@@ -246,6 +246,80 @@ pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION): the ABI version.
+pub fn landlock_abi() -> io::Result<u32> {
+    const VERSION: u32 = 1;
+    // SAFETY: the documented version query: NULL attributes, size 0.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            VERSION,
+        )
+    })
+    .map(|v| v as u32)
+}
+
+/// landlock_create_ruleset(2) handling the filesystem rights `handled`.
+pub fn landlock_create_ruleset(handled: u64) -> io::Result<OwnedFd> {
+    // The ABI-1 prefix of struct landlock_ruleset_attr, which every kernel with Landlock takes.
+    #[repr(C)]
+    struct RulesetAttr {
+        handled_access_fs: u64,
+    }
+    let attr = RulesetAttr {
+        handled_access_fs: handled,
+    };
+    // SAFETY: a valid attribute struct of the size passed.
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            &attr as *const RulesetAttr,
+            std::mem::size_of::<RulesetAttr>(),
+            0u32,
+        )
+    })?;
+    // SAFETY: a new descriptor (close-on-exec) that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// landlock_add_rule(2), LANDLOCK_RULE_PATH_BENEATH: `allowed` beneath `parent`.
+pub fn landlock_add_path_rule(ruleset: &OwnedFd, parent: &OwnedFd, allowed: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    #[repr(C, packed)]
+    struct PathBeneath {
+        allowed_access: u64,
+        parent_fd: i32,
+    }
+    const RULE_PATH_BENEATH: u32 = 1;
+    let rule = PathBeneath {
+        allowed_access: allowed,
+        parent_fd: parent.as_raw_fd(),
+    };
+    // SAFETY: a valid packed landlock_path_beneath_attr; both descriptors are open.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset.as_raw_fd(),
+            RULE_PATH_BENEATH,
+            &rule as *const PathBeneath,
+            0u32,
+        )
+    })?;
+    Ok(())
+}
+
+/// open(path, O_PATH | O_CLOEXEC): a handle to a path without reading it.
+pub fn open_path(path: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated path.
+    let fd = check(
+        unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) } as libc::c_long,
+    )?;
+    // SAFETY: a new descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// The signals pending for this process (blocked ones that arrived).
 pub fn pending_signals() -> Vec<i32> {
     // SAFETY: sigset_t is plain data; sigpending fills it.
@@ -491,6 +565,15 @@ pub mod child {
         // SAFETY: a version-3 header and the two data structs version 3 requires.
         ok_or_errno(
             unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } as libc::c_int,
+        )
+    }
+
+    /// landlock_restrict_self(2) with a ruleset prepared before fork.
+    pub fn landlock_restrict_self(ruleset: RawFd) -> Result<(), i32> {
+        // SAFETY: integer-only syscall.
+        ok_or_errno(
+            unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) }
+                as libc::c_int,
         )
     }
 

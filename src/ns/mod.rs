@@ -118,6 +118,7 @@ pub enum Step {
     Capabilities = 11,
     SwitchUser = 12,
     NoNewPrivs = 13,
+    Landlock = 14,
 }
 
 impl Step {
@@ -136,6 +137,7 @@ impl Step {
             11 => Step::Capabilities,
             12 => Step::SwitchUser,
             13 => Step::NoNewPrivs,
+            14 => Step::Landlock,
             _ => Step::Exec,
         }
     }
@@ -156,6 +158,7 @@ impl Step {
             Step::Capabilities => "drop the agent's capabilities ([security] capabilities)",
             Step::SwitchUser => "switch to the agent's user and group ([security] user, group)",
             Step::NoNewPrivs => "set no_new_privileges",
+            Step::Landlock => "enforce the [filesystem] Landlock rules",
         }
     }
 }

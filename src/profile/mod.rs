@@ -21,6 +21,7 @@ pub const BUILTINS: &[(&str, &str)] = &[
     ("medium", include_str!("../../profiles/medium.toml")),
     ("large", include_str!("../../profiles/large.toml")),
     ("isolated", include_str!("../../profiles/isolated.toml")),
+    ("agent", include_str!("../../profiles/agent.toml")),
 ];
 
 /// A validated profile.
@@ -37,6 +38,8 @@ pub struct Profile {
     pub security: privilege::Security,
     pub env: privilege::EnvSpec,
     pub rlimits: privilege::Rlimits,
+    /// `[filesystem]`: Landlock rules; None without the section.
+    pub filesystem: Option<privilege::Filesystem>,
 }
 
 /// `[namespaces]`: which namespaces the agent gets.
@@ -379,6 +382,7 @@ struct RawProfile {
     env: privilege::RawEnv,
     #[serde(default)]
     rlimits: privilege::RawRlimits,
+    filesystem: Option<privilege::RawFilesystem>,
 }
 
 #[derive(Deserialize, Default)]
@@ -719,6 +723,7 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
         security: privilege::security(&src, &raw.security)?,
         env: privilege::env(&src, &raw.env)?,
         rlimits: privilege::rlimits(&src, &raw.rlimits)?,
+        filesystem: privilege::filesystem(&src, &raw.filesystem)?,
     })
 }
 

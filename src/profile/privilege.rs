@@ -38,6 +38,30 @@ pub(super) struct RawRlimits {
     nproc: Val,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFilesystem {
+    enforce: Val,
+    read: Val,
+    write: Val,
+}
+
+/// `[filesystem]` (Landlock), validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filesystem {
+    pub enforce: Enforce,
+    /// Readable (and executable) trees.
+    pub read: Vec<String>,
+    /// Writable trees; everything else is denied.
+    pub write: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enforce {
+    BestEffort,
+    Required,
+}
+
 /// `[security]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Security {
@@ -340,6 +364,48 @@ pub(super) fn env(src: &Source, raw: &RawEnv) -> Result<EnvSpec, ProfileError> {
         }
     }
     Ok(e)
+}
+
+pub(super) fn filesystem(
+    src: &Source,
+    raw: &Option<RawFilesystem>,
+) -> Result<Option<Filesystem>, ProfileError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let enforce = match &raw.enforce {
+        None => Enforce::BestEffort,
+        Some(v) => match v.get_ref().as_str() {
+            Some("best_effort") => Enforce::BestEffort,
+            Some("required") => Enforce::Required,
+            _ => {
+                return Err(src.bad(
+                    v,
+                    "filesystem.enforce",
+                    "expected \"best_effort\" or \"required\"".into(),
+                ))
+            }
+        },
+    };
+    let mut fs = Filesystem {
+        enforce,
+        read: Vec::new(),
+        write: Vec::new(),
+    };
+    for (key, v, out) in [
+        ("filesystem.read", &raw.read, &mut fs.read),
+        ("filesystem.write", &raw.write, &mut fs.write),
+    ] {
+        if let Some(v) = v {
+            *out = strings(src, v, key)?;
+            if let Some(missing) = out.iter().find(|p| std::fs::symlink_metadata(p).is_err()) {
+                return Err(src.bad(
+                    v,
+                    key,
+                    format!("`{missing}` does not exist; create it or remove it from the list"),
+                ));
+            }
+        }
+    }
+    Ok(Some(fs))
 }
 
 pub(super) fn rlimits(src: &Source, raw: &RawRlimits) -> Result<Rlimits, ProfileError> {

@@ -274,3 +274,83 @@ fn isolated_is_small_plus_every_namespace() {
     assert_eq!(iso.limits, small.limits);
     assert_eq!(iso.namespaces.names(), NAMESPACE_NAMES);
 }
+
+#[test]
+fn the_agent_profile() {
+    let a = load("agent", &Overrides::default()).unwrap();
+    let small = load("small", &Overrides::default()).unwrap();
+    assert_eq!(a.limits, small.limits);
+    assert_eq!(a.namespaces.names(), NAMESPACE_NAMES);
+    assert!(a.env.clear);
+    assert_eq!(a.env.pass, ["PATH", "HOME", "LANG", "TERM"]);
+    assert_eq!(a.security.capabilities, Some(0));
+    assert!(a.security.no_new_privileges);
+    let fs = a.filesystem.unwrap();
+    assert_eq!(fs.enforce, privilege::Enforce::BestEffort);
+    assert_eq!(fs.write, [".", "/tmp", "/dev/null"]);
+}
+
+#[test]
+fn filesystem_section() {
+    let p = parse(
+        "x",
+        "x.toml",
+        "[filesystem]\nenforce = \"required\"\nread = [\"/usr\"]\nwrite = [\"/tmp\"]\n",
+    )
+    .unwrap();
+    let fs = p.filesystem.unwrap();
+    assert_eq!(fs.enforce, privilege::Enforce::Required);
+    assert!(parse("x", "x.toml", "").unwrap().filesystem.is_none());
+    let e = err("[filesystem]\nenforce = \"sometimes\"\n");
+    assert!(
+        e.contains(":2:11:") && e.contains("`filesystem.enforce`"),
+        "{e}"
+    );
+    let e = err("[filesystem]\nwrite = [\"/no/such/dir-xyz\"]\n");
+    assert!(
+        e.contains("`filesystem.write`") && e.contains("/no/such/dir-xyz"),
+        "{e}"
+    );
+}
+
+#[test]
+fn security_env_rlimits_sections() {
+    let p = parse(
+        "x",
+        "x.toml",
+        "[security]\nno_new_privileges = false\ncapabilities = [\"NET_BIND_SERVICE\", \"cap_kill\"]\nuser = \"root\"\n\
+         [env]\nunset = [\"AWS_SECRET_ACCESS_KEY\"]\nset = { AGENT_MODE = \"sandbox\" }\n\
+         [rlimits]\nnofile = 1024\ncore = 0\ncpu = \"10m\"\nfsize = \"1GiB\"\nnproc = 512\n",
+    )
+    .unwrap();
+    assert!(!p.security.no_new_privileges);
+    assert_eq!(p.security.capabilities, Some((1 << 10) | (1 << 5)));
+    assert_eq!((p.security.user, p.security.group), (Some(0), Some(0)));
+    assert_eq!(p.env.unset, ["AWS_SECRET_ACCESS_KEY"]);
+    assert_eq!(
+        p.env.set.get("AGENT_MODE").map(String::as_str),
+        Some("sandbox")
+    );
+    use privilege::Rlimit::*;
+    assert_eq!(
+        p.rlimits.limits,
+        [
+            (Nofile, 1024),
+            (Core, 0),
+            (Nproc, 512),
+            (Cpu, 600),
+            (Fsize, 1 << 30)
+        ]
+    );
+    let all = parse("x", "x.toml", "[security]\ncapabilities = \"all\"\n").unwrap();
+    assert_eq!(all.security.capabilities, None);
+    let none = parse("x", "x.toml", "").unwrap();
+    assert!(none.security.no_new_privileges && none.security.capabilities.is_none());
+    let e = err("[security]\ncapabilities = [\"SYS_FLY\"]\n");
+    assert!(
+        e.contains(":2:16:") && e.contains("`SYS_FLY` is not a capability"),
+        "{e}"
+    );
+    let e = err("[rlimits]\nnofile = 2\n");
+    assert!(e.contains("`rlimits.nofile`"), "{e}");
+}
