@@ -13,6 +13,8 @@ use crate::layout::Env;
 
 pub const SYNWIRE: &str = "/usr/bin/synwire-run";
 pub const VMTEST: &str = "/usr/bin/synwire-vmtest";
+/// synwire-run's PATH.
+pub const PATH: &str = "/usr/bin:/bin:/usr/sbin:/sbin";
 /// Generous: TCG is slow, and a test that hangs should still end the VM well before the rig's
 /// hard timeout.
 pub const DEADLINE: Duration = Duration::from_secs(90);
@@ -136,8 +138,46 @@ pub struct Started {
     started: Instant,
 }
 
+/// What synwire-run's process holds beyond the harness's defaults, as a caller might leave it.
+#[derive(Clone, Debug, Default)]
+pub struct Setup {
+    /// Variables added to synwire-run's environment.
+    pub env: Vec<(String, String)>,
+    /// Descriptors left open (not close-on-exec) in synwire-run, each on /tmp/synwire-fd-UID-N
+    /// (`synwire-vmtest prep`; one file per uid, as /tmp is sticky).
+    pub fds: Vec<i32>,
+    /// Supplementary groups of synwire-run (root callers only).
+    pub groups: Vec<u32>,
+}
+
 /// Starts `synwire-run --stats-file F ARGS...` as `caller`, in spawn mode `spawn`.
 pub fn start(env: &Env, caller: &Caller, spawn: Spawn, args: &[&str]) -> Result<Started, String> {
+    start_with(env, caller, spawn, &Setup::default(), args)
+}
+
+/// Runs synwire-run to completion with `setup`.
+pub fn run_with(
+    env: &Env,
+    caller: &Caller,
+    spawn: Spawn,
+    setup: &Setup,
+    args: &[&str],
+) -> Result<Run, String> {
+    Ok(start_with(env, caller, spawn, setup, args)?.finish())
+}
+
+fn join<T: ToString>(v: &[T]) -> String {
+    v.iter().map(T::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// `start` with `setup`.
+pub fn start_with(
+    env: &Env,
+    caller: &Caller,
+    spawn: Spawn,
+    setup: &Setup,
+    args: &[&str],
+) -> Result<Started, String> {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let stats_file = format!("/tmp/synwire-stats-{}-{n}.json", std::process::id());
     let _ = std::fs::remove_file(&stats_file);
@@ -152,6 +192,17 @@ pub fn start(env: &Env, caller: &Caller, spawn: Spawn, args: &[&str]) -> Result<
             cmd.args(["as-user", &id, &id, &caller.cgroup, "--"])
         }
     };
+    // Last before synwire-run, so the descriptors and groups are the ones it starts with.
+    if !setup.fds.is_empty() || !setup.groups.is_empty() {
+        cmd.args([VMTEST, "prep"]);
+        if !setup.fds.is_empty() {
+            cmd.args(["--fds", &join(&setup.fds)]);
+        }
+        if !setup.groups.is_empty() {
+            cmd.args(["--groups", &join(&setup.groups)]);
+        }
+        cmd.arg("--");
+    }
     cmd.arg(SYNWIRE)
         .args(["--stats-file", &stats_file])
         .args(args);
@@ -159,7 +210,8 @@ pub fn start(env: &Env, caller: &Caller, spawn: Spawn, args: &[&str]) -> Result<
         Spawn::Clone3 => cmd.env_remove("SYNWIRE_SPAWN"),
         Spawn::Fork => cmd.env("SYNWIRE_SPAWN", "fork"),
     };
-    cmd.env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
+    cmd.env("PATH", PATH)
+        .envs(setup.env.iter().map(|(k, v)| (k, v)))
         .current_dir(caller.cwd.as_deref().unwrap_or("/tmp"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -416,3 +416,90 @@ pub fn ifaces() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Parses a comma-separated list of numbers.
+fn numbers<T: std::str::FromStr>(list: &str, what: &str) -> Result<Vec<T>, String> {
+    list.split(',')
+        .map(|n| n.parse().map_err(|_| format!("bad {what} {n:?}")))
+        .collect()
+}
+
+/// `prep [--fds N,N...] [--groups G,G...] -- CMD...`: sets the supplementary groups, leaves each
+/// descriptor N open (not close-on-exec) on /tmp/synwire-fd-UID-N, and execs CMD: what a careless
+/// caller hands synwire-run.
+pub fn prep(args: &[String]) -> Result<(), String> {
+    let (pre, cmd) = split_cmd(args)?;
+    let (mut fds, mut groups) = (Vec::new(), Vec::new());
+    let mut it = pre.iter();
+    while let Some(a) = it.next() {
+        let v = it
+            .next()
+            .ok_or("usage: prep [--fds N,...] [--groups G,...] -- CMD...")?;
+        match a.as_str() {
+            "--fds" => fds = numbers::<i32>(v, "fd")?,
+            "--groups" => groups = numbers::<u32>(v, "gid")?,
+            _ => return Err(format!("prep: unknown option {a}")),
+        }
+    }
+    if !groups.is_empty() {
+        let gids: Vec<Gid> = groups.into_iter().map(Gid::from_raw).collect();
+        unistd::setgroups(&gids).map_err(|e| format!("setgroups: {e}"))?;
+    }
+    for n in fds {
+        let uid = unistd::geteuid();
+        let path = std::ffi::CString::new(format!("/tmp/synwire-fd-{uid}-{n}")).expect("no NUL");
+        // SAFETY: a NUL-terminated path; the descriptor is deliberately opened without
+        // O_CLOEXEC, to be inherited.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CREAT, 0o600) };
+        if fd < 0 {
+            return Err(format!(
+                "open {path:?}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // open returns the lowest free number, never one placed before: nothing is clobbered.
+        // SAFETY: dup2 and close on descriptors this function owns.
+        if fd != n && unsafe { libc::dup2(fd, n) != n || libc::close(fd) != 0 } {
+            return Err(format!(
+                "dup2 {fd} {n}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    exec(cmd)
+}
+
+/// `fds`: prints its open descriptors on one line, `fds 0 1 2 N:TARGET...`, the ones above 2
+/// with what they point to. It probes with fcntl instead of listing /proc/self/fd, which would
+/// open one more.
+pub fn fds() -> Result<(), String> {
+    // SAFETY: getdtablesize takes no arguments.
+    let top = unsafe { libc::getdtablesize() }.clamp(64, 65536);
+    let mut line = String::from("fds");
+    for fd in 0..top {
+        // SAFETY: F_GETFD only reads the descriptor's flags; an unused number gives EBADF.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            continue;
+        }
+        line.push_str(&format!(" {fd}"));
+        if fd > 2 {
+            let target = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|e| format!("?{e}"));
+            line.push_str(&format!(":{target}"));
+        }
+    }
+    say(&line);
+    Ok(())
+}
+
+/// `bind PORT`: binds a TCP socket to 0.0.0.0:PORT and prints `bound PORT`, or `bind PORT:
+/// ERROR` (exit 0 either way: the line is the result).
+pub fn bind(args: &[String]) -> Result<(), String> {
+    let port: u16 = parse(args, "PORT")?;
+    match std::net::TcpListener::bind(("0.0.0.0", port)) {
+        Ok(_) => say(&format!("bound {port}")),
+        Err(e) => say(&format!("bind {port}: {e}")),
+    }
+    Ok(())
+}

@@ -11,6 +11,7 @@ mod harness;
 mod helpers;
 mod layout;
 mod ns_tests;
+mod sec_tests;
 mod tests;
 
 use std::process::ExitCode;
@@ -18,7 +19,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: synwire-vmtest suite --layout unified|hybrid [--filter S]
        synwire-vmtest hog MIB | forkbomb | spin SECS | trap-term | trap-signals
        synwire-vmtest ignore-term | daemonize | count-int | ifaces | on-tty PTS -- CMD...
-       synwire-vmtest as-user UID GID CGROUP -- CMD... | in-cgroup CGROUP -- CMD...";
+       synwire-vmtest as-user UID GID CGROUP -- CMD... | in-cgroup CGROUP -- CMD...
+       synwire-vmtest prep [--fds N,...] [--groups G,...] -- CMD... | fds | bind PORT";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +38,9 @@ fn main() -> ExitCode {
         Some("ifaces") => helpers::ifaces(),
         Some("as-user") => helpers::as_user(&args[1..]),
         Some("in-cgroup") => helpers::in_cgroup(&args[1..]),
+        Some("prep") => helpers::prep(&args[1..]),
+        Some("fds") => helpers::fds(),
+        Some("bind") => helpers::bind(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {

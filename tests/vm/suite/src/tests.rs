@@ -96,6 +96,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     add!("concurrent-30", concurrent_30);
     add!("spawn-cost", spawn_cost);
     crate::ns_tests::add_all(&mut t);
+    crate::sec_tests::add_all(&mut t);
     t
 }
 
