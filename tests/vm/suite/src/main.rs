@@ -9,6 +9,7 @@
 
 mod harness;
 mod helpers;
+mod landlock_tests;
 mod layout;
 mod ns_tests;
 mod sec_tests;

@@ -97,6 +97,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     add!("spawn-cost", spawn_cost);
     crate::ns_tests::add_all(&mut t);
     crate::sec_tests::add_all(&mut t);
+    crate::landlock_tests::add_all(&mut t);
     t
 }
 
