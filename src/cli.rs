@@ -54,6 +54,10 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub cgroup_parent: Option<String>,
 
+    /// Override any profile key by dotted path, e.g. --set limits.memory_high=1G (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+
     /// Namespaces to add to the profile's: a comma-separated list of user, pid, net, mount, uts,
     /// ipc, cgroup, or `all`.
     #[arg(long, value_name = "LIST")]

@@ -51,6 +51,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         pids: cli.pids.clone(),
         timeout: cli.timeout.clone(),
         unshare: cli.unshare.clone(),
+        sets: cli.sets.clone(),
     };
     // Before synwire-run opens anything of its own: inherited descriptors are not the agent's.
     security::prepare_fds(cli.preserve_fds)?;

@@ -4,9 +4,10 @@
 //! only validated values.
 
 pub mod privilege;
+pub mod search;
 pub mod units;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -209,8 +210,14 @@ impl Limits {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("unknown profile `{name}`: it is neither a built-in ({builtins}) nor a file; pass one of those names, or a path to a TOML file (containing `/` or ending in `.toml`)")]
-    Unknown { name: String, builtins: String },
+    #[error("unknown profile `{name}`: no {name}.toml in {searched}, and not a built-in ({builtins}); install it in one of those directories, or pass a path to a TOML file (containing `/` or ending in `.toml`)")]
+    Unknown {
+        name: String,
+        builtins: String,
+        searched: String,
+    },
+    #[error("profile `extends` chain loops: {chain}; break the cycle")]
+    Cycle { chain: String },
     #[error("cannot read profile {}: {source}; check the path and its permissions", path.display())]
     Read {
         path: PathBuf,
@@ -240,6 +247,8 @@ pub struct Overrides {
     pub timeout: Option<String>,
     /// `--unshare LIST`, added to the profile's namespaces.
     pub unshare: Option<String>,
+    /// `--set KEY=VALUE`, applied to the merged profile.
+    pub sets: Vec<String>,
 }
 
 /// True when a `--profile` argument names a file rather than a built-in.
@@ -247,26 +256,10 @@ pub fn is_path(arg: &str) -> bool {
     arg.contains('/') || arg.ends_with(".toml")
 }
 
-/// Loads the profile `arg` names (a built-in name or a path) and applies `overrides`.
+/// Loads the profile `arg` names (a path, or a name along the search path or among the
+/// built-ins) with its `extends` chain and `--set` assignments, then applies `overrides`.
 pub fn load(arg: &str, overrides: &Overrides) -> Result<Profile, ProfileError> {
-    let mut profile = if is_path(arg) {
-        let path = Path::new(arg);
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        parse(arg, &path.display().to_string(), &text)?
-    } else {
-        let (_, text) =
-            BUILTINS
-                .iter()
-                .find(|(n, _)| *n == arg)
-                .ok_or_else(|| ProfileError::Unknown {
-                    name: arg.to_string(),
-                    builtins: builtin_names(),
-                })?;
-        parse(arg, &format!("built-in profile `{arg}`"), text)?
-    };
+    let (mut profile, _) = search::load_chain(&search::search_dirs(), arg, &overrides.sets)?;
     apply_overrides(&mut profile.limits, overrides)?;
     if let Some(list) = &overrides.unshare {
         profile.namespaces.unshare(list)?;
@@ -368,6 +361,7 @@ type Val = Option<Spanned<toml::Value>>;
 #[serde(deny_unknown_fields)]
 struct RawProfile {
     description: Val,
+    extends: Val,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -708,6 +702,9 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
         let h = src.string(v, "namespaces.hostname")?;
         src.check(v, "namespaces.hostname", check_hostname(h))?;
         namespaces.hostname = h.to_string();
+    }
+    if let Some(v) = &raw.extends {
+        src.string(v, "extends")?;
     }
     let description = match &raw.description {
         Some(v) => Some(src.string(v, "description")?.to_string()),

@@ -151,6 +151,7 @@ fn overrides_replace_profile_limits_and_are_validated() {
         pids: Some("32".into()),
         timeout: Some("90s".into()),
         unshare: None,
+        sets: Vec::new(),
     };
     let p = load("small", &o).unwrap();
     assert_eq!(p.limits.memory, Some(Size::Bytes(1 << 30)));
