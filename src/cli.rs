@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, Subcommand};
 
 /// Run a command inside its own cgroup v2 with the limits of a profile, report its resource use,
 /// and leave nothing behind.
@@ -11,11 +11,16 @@ use clap::{ArgAction, Parser};
 #[command(
     name = "synwire-run",
     version,
-    override_usage = "synwire-run [OPTIONS] -- COMMAND [ARGS]...",
+    override_usage = "synwire-run [OPTIONS] -- COMMAND [ARGS]...\n       synwire-run profiles | profile NAME | completions SHELL | man",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
     after_help = "Exit status: the command's own; 128+N if it died of signal N (137 with an OOM report); \
 124 on timeout; 125 if synwire-run itself failed; 126 if the command could not be executed; 127 if it was not found."
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Option<Cmd>,
+
     /// A built-in profile (default, small, medium, large) or a TOML file (a path containing `/` or
     /// ending in `.toml`).
     #[arg(short, long, value_name = "NAME|PATH", default_value = "default")]
@@ -75,4 +80,26 @@ pub struct Cli {
     /// The command and its arguments, after `--`; looked up in PATH as a shell would.
     #[arg(last = true, required = true, value_name = "COMMAND", value_parser = clap::value_parser!(OsString))]
     pub command: Vec<OsString>,
+}
+
+/// Commands, used without `--`.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// List every profile --profile can find, with its source and description.
+    Profiles,
+    /// Print the effective profile NAME (after `extends` and --set) as TOML.
+    Profile {
+        /// A profile name or a path.
+        name: String,
+        /// Override any key by dotted path, as when running.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Print the completion script for SHELL.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
 }

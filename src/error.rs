@@ -26,6 +26,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot write the output: {0}")]
+    Output(std::io::Error),
     #[error(
         "cannot read random bytes for the agent's id (getrandom and /dev/urandom failed): {0}"
     )]

@@ -16,6 +16,7 @@
 
 pub mod cgroup;
 pub mod cli;
+pub mod commands;
 pub mod error;
 pub mod landlock;
 pub mod log;
@@ -45,6 +46,9 @@ const EMPTY_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs the command the CLI describes; returns the exit code synwire-run should exit with.
 pub fn run(cli: &Cli) -> Result<i32, Error> {
+    if let Some(cmd) = &cli.cmd {
+        return commands::run(cmd);
+    }
     let overrides = Overrides {
         memory: cli.memory.clone(),
         cpu: cli.cpu.clone(),

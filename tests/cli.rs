@@ -212,3 +212,116 @@ fn preserve_fds_requires_the_descriptors_to_be_open() {
         stderr(&o)
     );
 }
+
+fn synwire_env(args: &[&str], vars: &[(&str, &Path)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_synwire-run"));
+    c.args(args)
+        .env_remove("SYNWIRE_LOG")
+        .env_remove("SYNWIRE_PROFILE_PATH");
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    c.output().expect("run synwire-run")
+}
+
+#[test]
+fn profiles_lists_search_path_files_before_builtins_and_marks_shadowed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "coder.toml",
+        "description = \"Coding agent\"\nextends = \"small\"\n",
+    );
+    write(dir.path(), "small.toml", "description = \"My small\"\n");
+    let home = tempfile::tempdir().unwrap();
+    let o = synwire_env(
+        &["profiles"],
+        &[("SYNWIRE_PROFILE_PATH", dir.path()), ("HOME", home.path())],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("coder ") && lines[0].contains("Coding agent"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("small ") && lines[1].contains("My small"),
+        "{out}"
+    );
+    let builtin_small = lines
+        .iter()
+        .find(|l| l.starts_with("small ") && l.contains("built-in"))
+        .unwrap();
+    assert!(builtin_small.contains("(shadowed)"), "{out}");
+    for name in ["default", "medium", "large", "isolated", "agent"] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!("{name} "))),
+            "{name}: {out}"
+        );
+    }
+}
+
+#[test]
+fn profile_prints_the_effective_merged_profile_which_parses_back() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "coder.toml",
+        "extends = \"small\"\n[limits]\ntimeout = \"30m\"\n",
+    );
+    let home = tempfile::tempdir().unwrap();
+    let vars = [("SYNWIRE_PROFILE_PATH", dir.path()), ("HOME", home.path())];
+    let o = synwire_env(&["profile", "coder", "--set", "limits.pids=7"], &vars);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.starts_with("# synwire-run profile coder: coder ("),
+        "{out}"
+    );
+    let table: toml::Table = toml::from_str(&out).unwrap();
+    assert_eq!(table["limits"]["memory"].as_str(), Some("512MiB"), "{out}");
+    assert_eq!(table["limits"]["timeout"].as_str(), Some("1800s"), "{out}");
+    assert_eq!(table["limits"]["pids"].as_integer(), Some(7), "{out}");
+    // Saved, it is a profile of its own.
+    let saved = write(dir.path(), "saved.toml", &out);
+    let o = synwire_env(&["profile", &saved], &vars);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn an_extends_cycle_and_a_bad_set_exit_125() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.toml", "extends = \"b\"\n");
+    write(dir.path(), "b.toml", "extends = \"a\"\n");
+    let home = tempfile::tempdir().unwrap();
+    let vars = [("SYNWIRE_PROFILE_PATH", dir.path()), ("HOME", home.path())];
+    let o = synwire_env(&["profile", "a"], &vars);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("a -> b -> a"), "{}", stderr(&o));
+    let o = synwire_env(&["--set", "limits.cpu_weight=0", "--", "true"], &vars);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("invalid --set `limits.cpu_weight=0`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn completions_and_man_page_are_generated() {
+    let o = synwire(&["completions", "bash"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("synwire-run") && out.contains("--profile"),
+        "{out}"
+    );
+    let o = synwire(&["man"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(".TH synwire-run 1") && out.contains("allow\\-degraded"),
+        "{out}"
+    );
+}

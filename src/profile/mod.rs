@@ -4,6 +4,7 @@
 //! only validated values.
 
 pub mod privilege;
+pub mod render;
 pub mod search;
 pub mod units;
 

@@ -1,0 +1,61 @@
+//! The commands that run no agent: `profiles`, `profile NAME`, `completions SHELL`, `man`. They
+//! print to stdout and touch no cgroup.
+
+use std::io::Write;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Cmd};
+use crate::profile::search;
+use crate::Error;
+
+pub fn run(cmd: &Cmd) -> Result<i32, Error> {
+    let mut out = std::io::stdout().lock();
+    let text = match cmd {
+        Cmd::Profiles => profiles(),
+        Cmd::Profile { name, sets } => {
+            let (profile, chain) = search::load_chain(&search::search_dirs(), name, sets)?;
+            let from: Vec<String> = chain
+                .iter()
+                .map(|f| format!("{} ({})", f.name, f.source))
+                .collect();
+            format!(
+                "# synwire-run profile {name}: {}\n{}",
+                from.join(" <- "),
+                profile.to_toml()
+            )
+        }
+        Cmd::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "synwire-run", &mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        }
+        Cmd::Man => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut buf)
+                .map_err(Error::Output)?;
+            String::from_utf8_lossy(&buf).into_owned()
+        }
+    };
+    // A closed pipe (`synwire-run profiles | head`) is not an error worth a message.
+    let _ = out.write_all(text.as_bytes());
+    Ok(0)
+}
+
+fn profiles() -> String {
+    let found = search::all(&search::search_dirs());
+    let width = found.iter().map(|(f, _)| f.name.len()).max().unwrap_or(0);
+    let mut text = String::new();
+    for (f, shadowed) in found {
+        let description = crate::profile::parse(&f.name, &f.origin, &f.text)
+            .map(|p| p.description.unwrap_or_default())
+            .unwrap_or_else(|e| format!("INVALID: {e}"));
+        let note = if shadowed { " (shadowed)" } else { "" };
+        text.push_str(&format!(
+            "{:width$}  {}{note}  {description}\n",
+            f.name, f.source
+        ));
+    }
+    text
+}

@@ -1,0 +1,183 @@
+//! The effective profile as TOML (`synwire-run profile NAME`): every value spelled out, in the
+//! format a profile file takes, so the output can be saved and edited as a profile of its own.
+
+use std::time::Duration;
+
+use toml::{Table, Value};
+
+use super::privilege::{Enforce, Rlimit};
+use super::{signal_name, Profile, Size};
+
+fn size(s: Size) -> Value {
+    match s {
+        Size::Max => Value::String("max".into()),
+        Size::Bytes(b) => {
+            for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+                if b != 0 && b % (1u64 << shift) == 0 {
+                    return Value::String(format!("{}{unit}", b >> shift));
+                }
+            }
+            Value::Integer(b as i64)
+        }
+    }
+}
+
+fn duration(d: Duration) -> Value {
+    Value::String(if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    })
+}
+
+fn strings(v: &[String]) -> Value {
+    Value::Array(v.iter().cloned().map(Value::String).collect())
+}
+
+impl Profile {
+    pub fn to_toml(&self) -> String {
+        let mut root = Table::new();
+        if let Some(d) = &self.description {
+            root.insert("description".into(), Value::String(d.clone()));
+        }
+        let l = &self.limits;
+        let mut limits = Table::new();
+        let put = |t: &mut Table, k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                t.insert(k.into(), v);
+            }
+        };
+        put(&mut limits, "memory", l.memory.map(size));
+        put(&mut limits, "memory_high", l.memory_high.map(size));
+        put(&mut limits, "swap", l.swap.map(size));
+        put(&mut limits, "cpu", l.cpu.map(Value::Float));
+        put(
+            &mut limits,
+            "cpu_weight",
+            l.cpu_weight.map(|w| Value::Integer(w.into())),
+        );
+        put(
+            &mut limits,
+            "pids",
+            l.pids.map(|p| Value::Integer(p as i64)),
+        );
+        put(&mut limits, "timeout", l.timeout.map(duration));
+        root.insert("limits".into(), Value::Table(limits));
+
+        let mut stop = Table::new();
+        stop.insert(
+            "signal".into(),
+            Value::String(signal_name(self.stop.signal)),
+        );
+        stop.insert("grace".into(), duration(self.stop.grace));
+        root.insert("stop".into(), Value::Table(stop));
+
+        let mut cgroup = Table::new();
+        cgroup.insert("required".into(), Value::Boolean(self.cgroup_required));
+        root.insert("cgroup".into(), Value::Table(cgroup));
+
+        let n = &self.namespaces;
+        let mut ns = Table::new();
+        for (k, v) in [
+            ("user", n.user),
+            ("pid", n.pid),
+            ("net", n.net),
+            ("mount", n.mount),
+            ("uts", n.uts),
+            ("ipc", n.ipc),
+            ("cgroup", n.cgroup),
+        ] {
+            ns.insert(k.into(), Value::Boolean(v));
+        }
+        ns.insert("hostname".into(), Value::String(n.hostname.clone()));
+        root.insert("namespaces".into(), Value::Table(ns));
+
+        let s = &self.security;
+        let mut sec = Table::new();
+        sec.insert(
+            "no_new_privileges".into(),
+            Value::Boolean(s.no_new_privileges),
+        );
+        if let Some(mask) = s.capabilities {
+            let names = super::privilege::CAPABILITIES
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, n)| Value::String(n.to_string()))
+                .collect();
+            sec.insert("capabilities".into(), Value::Array(names));
+        }
+        put(&mut sec, "user", s.user.map(|u| Value::Integer(u.into())));
+        put(&mut sec, "group", s.group.map(|g| Value::Integer(g.into())));
+        root.insert("security".into(), Value::Table(sec));
+
+        let e = &self.env;
+        let mut env = Table::new();
+        env.insert("clear".into(), Value::Boolean(e.clear));
+        env.insert("pass".into(), strings(&e.pass));
+        let set: Table = e
+            .set
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        env.insert("set".into(), Value::Table(set));
+        env.insert("unset".into(), strings(&e.unset));
+        root.insert("env".into(), Value::Table(env));
+
+        let mut rl = Table::new();
+        for &(which, v) in &self.rlimits.limits {
+            let value = match which {
+                Rlimit::Cpu => Value::String(format!("{v}s")),
+                Rlimit::Fsize | Rlimit::Core if v == libc::RLIM_INFINITY => {
+                    Value::String("max".into())
+                }
+                Rlimit::Fsize | Rlimit::Core => size(Size::Bytes(v)),
+                _ => Value::Integer(v as i64),
+            };
+            rl.insert(which.key().trim_start_matches("rlimits.").into(), value);
+        }
+        root.insert("rlimits".into(), Value::Table(rl));
+
+        if let Some(fs) = &self.filesystem {
+            let mut t = Table::new();
+            let enforce = match fs.enforce {
+                Enforce::BestEffort => "best_effort",
+                Enforce::Required => "required",
+            };
+            t.insert("enforce".into(), Value::String(enforce.into()));
+            t.insert("read".into(), strings(&fs.read));
+            t.insert("write".into(), strings(&fs.write));
+            root.insert("filesystem".into(), Value::Table(t));
+        }
+        toml::to_string(&root).expect("a table serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{load, parse, Overrides, BUILTINS};
+
+    #[test]
+    fn every_builtin_round_trips_through_its_rendering() {
+        for (name, _) in BUILTINS {
+            let p = load(name, &Overrides::default()).unwrap();
+            let text = p.to_toml();
+            let back =
+                parse(name, "rendered", &text).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
+            assert_eq!(back, p, "{name}:\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_rendering_reads_like_a_profile() {
+        let text = load("small", &Overrides::default()).unwrap().to_toml();
+        assert!(
+            text.contains("[limits]\nmemory = \"512MiB\"\ncpu = 0.5\npids = 64\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("signal = \"SIGTERM\"") && text.contains("grace = \"10s\""),
+            "{text}"
+        );
+    }
+}
