@@ -320,6 +320,24 @@ pub fn open_path(path: &CStr) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// getxattr(2): the value of extended attribute `name` on `path`, if it has one.
+pub fn getxattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let n = CString::new(name).ok()?;
+    let mut buf = [0u8; 64];
+    // SAFETY: NUL-terminated strings and a buffer valid for the length passed.
+    let len = unsafe {
+        libc::getxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+        )
+    };
+    (len >= 0).then(|| buf[..len as usize].to_vec())
+}
+
 /// The signals pending for this process (blocked ones that arrived).
 pub fn pending_signals() -> Vec<i32> {
     // SAFETY: sigset_t is plain data; sigpending fills it.

@@ -2,6 +2,7 @@
 //! from the parent down, create the leaf, write the limits, and at the end kill, wait for it to
 //! empty, read the statistics and remove it. Errors always carry the path and name the fix.
 
+pub mod delegate;
 pub mod discover;
 pub mod stats;
 
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::profile::Limits;
-use discover::{default_parent, join, Mounts};
+use discover::{join, Mounts};
 
 pub use stats::CgroupStats;
 
@@ -66,6 +67,8 @@ pub enum CgroupError {
         source: io::Error,
         fix: String,
     },
+    #[error("synwire-run runs in {}, a systemd unit without delegation: its agents would need cgroups in {}, which belongs to systemd. Add to the unit `Delegate=cpu memory pids io` (and `DelegateSubgroup=supervisor` on systemd 254+), or start it with `systemd-run --scope -p Delegate=yes synwire-run …`, or pass --cgroup-parent to a cgroup delegated to you", own.display(), parent.display())]
+    NotDelegatedUnit { own: PathBuf, parent: PathBuf },
     #[error("cannot {op} {}: {source}", path.display())]
     Io {
         op: &'static str,
@@ -112,6 +115,13 @@ impl Hierarchy {
             mount,
             own,
             v1_controllers,
+        })
+    }
+
+    /// Where agents go by default, under the rules of [`delegate`].
+    pub fn placement(&self) -> delegate::Placement {
+        delegate::decide(&self.own, delegate::systemd_booted(), |rel| {
+            delegate::is_delegated(&self.path(rel))
         })
     }
 
@@ -236,13 +246,26 @@ impl AgentCgroup {
         h: &Hierarchy,
         req: &Request,
     ) -> Result<(AgentCgroup, Vec<Unenforced>), CgroupError> {
+        let mut nest = false;
         let (parent_rel, levels): (String, Vec<String>) = match req.parent {
             Some(p) => {
                 let p = discover::normalise(p).ok_or_else(|| CgroupError::BadParent(p.into()))?;
                 (p.clone(), vec![p])
             }
             None => {
-                let parent = default_parent(&h.own);
+                let parent = match h.placement() {
+                    delegate::Placement::Parent(p) => p,
+                    delegate::Placement::Nest(own) => {
+                        nest = true;
+                        own
+                    }
+                    delegate::Placement::Refuse { own, parent } => {
+                        return Err(CgroupError::NotDelegatedUnit {
+                            own: h.path(&own),
+                            parent: h.path(&parent),
+                        })
+                    }
+                };
                 let synwire = join(&parent, "synwire");
                 let agents = join(&parent, AGENTS_SUBDIR);
                 (parent.clone(), vec![parent, synwire, agents])
@@ -307,6 +330,15 @@ impl AgentCgroup {
             .map(|(c, _)| *c)
             .collect();
 
+        if nest {
+            // Our own cgroup is delegated to us: leave it for a leaf of ours, so that it may pass
+            // controllers down (cgroup v2 lets only cgroups without processes do that).
+            let sup = h.path(&delegate::supervisor(&h.own));
+            mkdir(&sup)?;
+            let procs = sup.join("cgroup.procs");
+            write_file(&procs, "0").map_err(io_err("write", &procs))?;
+            tracing::debug!("delegated unit: moved into {}", sup.display());
+        }
         for (i, level) in levels.iter().enumerate() {
             let dir = h.path(level);
             if i > 0 {
