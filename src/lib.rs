@@ -58,7 +58,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         sets: cli.sets.clone(),
     };
     // Before synwire-run opens anything of its own: inherited descriptors are not the agent's.
-    security::prepare_fds(cli.preserve_fds)?;
+    security::prepare_fds(preserved_fds(cli))?;
     let profile = profile::load(&cli.profile, &overrides)?;
     if let Some(path) = &cli.stats_file {
         check_stats_path(path)?;
@@ -192,6 +192,28 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
     };
     stats.signal_name = stats.signal.map(profile::signal_name);
     finish(cli, stats)
+}
+
+/// How many descriptors from 3 up the agent gets: --preserve-fds, or, for a socket-activated
+/// synwire-run (LISTEN_PID is ours), LISTEN_FDS, as the agent is the real service.
+fn preserved_fds(cli: &Cli) -> u32 {
+    if cli.preserve_fds > 0 {
+        return cli.preserve_fds;
+    }
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0);
+    if ours && fds > 0 {
+        tracing::debug!("socket activation: passing LISTEN_FDS={fds} descriptors to the agent");
+        fds
+    } else {
+        0
+    }
 }
 
 /// A random (version 4) UUID, lowercase and hyphenated, without blocking on the entropy pool.

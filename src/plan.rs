@@ -7,7 +7,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::sys::CArgv;
+use crate::sys::{CArgv, PidSlot};
 
 /// Where PATH is unset, the search path a shell would use.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -29,6 +29,8 @@ pub struct ExecPlan {
     /// `/bin/sh PATH ARGS…` for when execve says ENOEXEC (a script without `#!`), as execvp does.
     pub sh_path: CString,
     pub sh_argv: CArgv,
+    /// LISTEN_PID, rewritten in the child to the agent's own PID (socket activation).
+    pub listen_pid: Option<PidSlot>,
 }
 
 fn cstring(s: &OsStr) -> Result<CString, ExecFailure> {
@@ -73,16 +75,24 @@ impl ExecPlan {
                 })
             })
             .collect::<Result<_, _>>()?;
+        let listen_pid = env.iter().position(|(k, _)| k == "LISTEN_PID");
         let sh_path = CString::new("/bin/sh").expect("no NUL");
         let mut sh_argv = vec![sh_path.clone(), path.clone()];
         sh_argv.extend(argv.iter().skip(1).cloned());
+        let mut envp = CArgv::new(envp);
+        let listen_pid = listen_pid.map(|idx| {
+            let slot = PidSlot::new(b"LISTEN_PID=");
+            envp.point_at(idx, &slot);
+            slot
+        });
         Ok(ExecPlan {
             command,
             path,
             argv: CArgv::new(argv),
-            envp: CArgv::new(envp),
+            envp,
             sh_path,
             sh_argv: CArgv::new(sh_argv),
+            listen_pid,
         })
     }
 

@@ -30,6 +30,39 @@ impl CArgv {
     pub fn strings(&self) -> &[CString] {
         &self.strings
     }
+
+    /// Points entry `idx` at `slot` instead (the slot must outlive this array's use).
+    pub fn point_at(&mut self, idx: usize, slot: &PidSlot) {
+        self.ptrs[idx] = slot.buf as *const c_char;
+    }
+}
+
+/// A heap buffer holding `NAME=` and room for a PID, which the child fills in after fork: the
+/// one value of the agent's environment that is only known then (LISTEN_PID).
+pub struct PidSlot {
+    buf: *mut u8,
+    prefix: usize,
+}
+
+const PID_SLOT: usize = 32;
+
+impl PidSlot {
+    pub fn new(prefix: &[u8]) -> PidSlot {
+        assert!(prefix.len() + 12 < PID_SLOT);
+        let mut b = vec![0u8; PID_SLOT].into_boxed_slice();
+        b[..prefix.len()].copy_from_slice(prefix);
+        PidSlot {
+            buf: Box::into_raw(b) as *mut u8,
+            prefix: prefix.len(),
+        }
+    }
+}
+
+impl Drop for PidSlot {
+    fn drop(&mut self) {
+        // SAFETY: `buf` came from Box::into_raw of a PID_SLOT-byte boxed slice and is freed once.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.buf, PID_SLOT)) });
+    }
 }
 
 fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
@@ -709,6 +742,29 @@ pub mod child {
     pub fn getpgid(pid: i32) -> i32 {
         // SAFETY: integer-only syscall.
         unsafe { libc::getpgid(pid) }
+    }
+
+    /// Writes this process's PID, in decimal, after the slot's prefix.
+    pub fn fill_pid(slot: &PidSlot) {
+        // SAFETY: getpid cannot fail.
+        let mut pid = unsafe { libc::getpid() } as u32;
+        let mut digits = [0u8; 10];
+        let mut n = 0;
+        loop {
+            digits[n] = b'0' + (pid % 10) as u8;
+            n += 1;
+            pid /= 10;
+            if pid == 0 {
+                break;
+            }
+        }
+        for i in 0..n {
+            // SAFETY: prefix + 10 digits + NUL fit the PID_SLOT bytes the slot owns; this process
+            // is single-threaded and nothing else reads the buffer before execve.
+            unsafe { *slot.buf.add(slot.prefix + i) = digits[n - 1 - i] };
+        }
+        // SAFETY: as above.
+        unsafe { *slot.buf.add(slot.prefix + n) = 0 };
     }
 
     /// _exit(2): no atexit handlers, no flushing of buffers shared with the parent.

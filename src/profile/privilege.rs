@@ -107,6 +107,15 @@ impl Default for EnvSpec {
     }
 }
 
+/// systemd's protocol variables, kept by `clear = true` (unless listed in `unset`): readiness
+/// notification and socket activation must reach the agent.
+pub const SYSTEMD_VARS: &[&str] = &[
+    "NOTIFY_SOCKET",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+    "LISTEN_PID",
+];
+
 impl EnvSpec {
     /// The agent's environment from the caller's.
     pub fn apply<K, V>(&self, caller: Vec<(K, V)>) -> Vec<(K, V)>
@@ -481,5 +490,21 @@ mod tests {
         };
         let out = spec.apply(caller);
         assert!(out.iter().all(|(k, _)| k != "SECRET") && out.len() == 2);
+        // systemd's protocol variables survive clear = true, unless unset.
+        let spec = EnvSpec {
+            clear: true,
+            ..Default::default()
+        };
+        let caller: Vec<(String, String)> = vec![
+            ("NOTIFY_SOCKET".into(), "/run/systemd/notify".into()),
+            ("LISTEN_FDS".into(), "1".into()),
+        ];
+        assert_eq!(spec.apply(caller.clone()).len(), 2);
+        let spec = EnvSpec {
+            clear: true,
+            unset: vec!["NOTIFY_SOCKET".into()],
+            ..Default::default()
+        };
+        assert_eq!(spec.apply(caller).len(), 1);
     }
 }

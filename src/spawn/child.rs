@@ -113,6 +113,9 @@ fn exec(ctx: &ChildCtx) -> ! {
         child::exit(SETUP_FAILED);
     }
     let plan = ctx.plan;
+    if let Some(slot) = &plan.listen_pid {
+        child::fill_pid(slot);
+    }
     let mut errno = child::execve(&plan.path, &plan.argv, &plan.envp);
     if errno == libc::ENOEXEC {
         // A script without "#!": run it with /bin/sh, as execvp and shells do.
