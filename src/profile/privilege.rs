@@ -127,8 +127,9 @@ impl EnvSpec {
             .into_iter()
             .filter(|(k, _)| {
                 let k = k.as_ref().to_string_lossy();
-                (!self.clear || self.pass.iter().any(|p| *p == k))
-                    && !self.unset.iter().any(|u| *u == k)
+                let passed =
+                    self.pass.iter().any(|p| *p == k) || SYSTEMD_VARS.contains(&k.as_ref());
+                (!self.clear || passed) && !self.unset.iter().any(|u| *u == k)
             })
             .collect();
         for (k, v) in &self.set {
