@@ -11,7 +11,7 @@ use clap::{ArgAction, Parser, Subcommand};
 #[command(
     name = "synwire-run",
     version,
-    override_usage = "synwire-run [OPTIONS] -- COMMAND [ARGS]...\n       synwire-run profiles | profile NAME | completions SHELL | man",
+    override_usage = "synwire-run [OPTIONS] -- COMMAND [ARGS]...\n       synwire-run check | profiles | profile NAME | completions SHELL | man",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     after_help = "Exit status: the command's own; 128+N if it died of signal N (137 with an OOM report); \
@@ -85,6 +85,12 @@ pub struct Cli {
 /// Commands, used without `--`.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
+    /// Diagnose this host: cgroup2, placement, delegation, controllers, kernel features.
+    Check {
+        /// One JSON array instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// List every profile --profile can find, with its source and description.
     Profiles,
     /// Print the effective profile NAME (after `extends` and --set) as TOML.

@@ -12,6 +12,11 @@ use crate::Error;
 pub fn run(cmd: &Cmd) -> Result<i32, Error> {
     let mut out = std::io::stdout().lock();
     let text = match cmd {
+        Cmd::Check { json } => {
+            let (text, code) = crate::check::report(*json);
+            let _ = out.write_all(text.as_bytes());
+            return Ok(code);
+        }
         Cmd::Profiles => profiles(),
         Cmd::Profile { name, sets } => {
             let (profile, chain) = search::load_chain(&search::search_dirs(), name, sets)?;

@@ -15,6 +15,7 @@
 //! real kernels (5.10, 6.1, 6.12) is tested by the VM suite in tests/vm.
 
 pub mod cgroup;
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod error;

@@ -135,7 +135,7 @@ impl Hierarchy {
     }
 
     /// The fix to print when `controllers` are missing in `parent`.
-    fn controller_fix(&self, parent: &str) -> String {
+    pub fn controller_fix(&self, parent: &str) -> String {
         let wsl = fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|r| r.to_ascii_lowercase().contains("microsoft"))
             .unwrap_or(false);

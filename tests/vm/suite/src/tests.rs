@@ -42,6 +42,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
         add!("hybrid/required-false", hybrid_required_false);
         add!("hybrid/default-runs", hybrid_default_runs);
         add!("hybrid/daemon-killed", hybrid_daemon_killed);
+        add!("hybrid/check", hybrid_check);
         return t;
     }
     for m in [Spawn::Clone3, Spawn::Fork] {
@@ -95,6 +96,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     add!("root-cgroup", root_cgroup);
     add!("concurrent-30", concurrent_30);
     add!("spawn-cost", spawn_cost);
+    add!("check/unified", check_unified);
     crate::ns_tests::add_all(&mut t);
     crate::sec_tests::add_all(&mut t);
     crate::landlock_tests::add_all(&mut t);
@@ -852,6 +854,57 @@ fn hybrid_required_false(env: &Env) -> Result<(), String> {
         &["--profile", path, "--", "sh", "-c", "exit 7"],
     )?;
     expect_degraded(&r, &["memory"])
+}
+
+/// `synwire-run check` run from `cgroup` (as root): its exit code and output.
+fn check_from(env: &Env, cgroup: &str) -> Result<(i32, String), String> {
+    let _ = env;
+    let o = std::process::Command::new(VMTEST)
+        .args(["in-cgroup", cgroup, "--", crate::harness::SYNWIRE, "check"])
+        .output()
+        .map_err(|e| format!("run check: {e}"))?;
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    Ok((o.status.code().unwrap_or(-1), text))
+}
+
+/// On the unified layout `check` passes: cgroup2, placement, the three controllers.
+fn check_unified(env: &Env) -> Result<(), String> {
+    let (code, out) = check_from(env, &env.caller)?;
+    ensure(code == 0, || format!("check exited {code}:\n{out}"))?;
+    for needle in [
+        "OK   cgroup2",
+        "OK   placement",
+        "memory available",
+        "cpu available",
+        "pids available",
+        "this host runs the `small` profile enforced",
+    ] {
+        ensure(out.contains(needle), || {
+            format!("check output lacks {needle:?}:\n{out}")
+        })?;
+    }
+    ensure(!out.contains("FAIL"), || format!("a FAIL line:\n{out}"))
+}
+
+/// On a hybrid layout `check` exits non-zero naming the problem and its fix.
+fn hybrid_check(env: &Env) -> Result<(), String> {
+    let (code, out) = check_from(env, &env.caller)?;
+    ensure(code != 0, || {
+        format!("check exited 0 on a hybrid layout:\n{out}")
+    })?;
+    for needle in [
+        "WARN cgroup2",
+        "hybrid",
+        "FAIL controller",
+        "memory missing",
+        "systemd.unified_cgroup_hierarchy=1",
+    ] {
+        ensure(out.contains(needle), || {
+            format!("check output lacks {needle:?}:\n{out}")
+        })?;
+    }
+    Ok(())
 }
 
 fn hybrid_default_runs(env: &Env) -> Result<(), String> {

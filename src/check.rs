@@ -1,0 +1,295 @@
+//! `synwire-run check`: diagnoses this host in one command. One line per check, OK / WARN /
+//! FAIL, each WARN and FAIL with its fix; exit 0 only when the `small` profile would run enforced.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::cgroup::delegate::{self, Placement};
+use crate::cgroup::{discover, Hierarchy};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub status: Level,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+fn ok(check: &'static str, detail: String) -> Check {
+    Check {
+        check,
+        status: Level::Ok,
+        detail,
+        fix: None,
+    }
+}
+
+fn warn(check: &'static str, detail: String, fix: &str) -> Check {
+    Check {
+        check,
+        status: Level::Warn,
+        detail,
+        fix: Some(fix.into()),
+    }
+}
+
+fn fail(check: &'static str, detail: String, fix: String) -> Check {
+    Check {
+        check,
+        status: Level::Fail,
+        detail,
+        fix: Some(fix),
+    }
+}
+
+/// The running kernel's (major, minor).
+pub fn kernel() -> (u32, u32) {
+    let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut it = r
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|x| x.parse().ok());
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+fn sysctl(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Runs every check.
+pub fn run_checks() -> Vec<Check> {
+    let mut out = Vec::new();
+    let k = kernel();
+    let h = match Hierarchy::discover() {
+        Ok(h) => h,
+        Err(e) => {
+            out.push(fail(
+                "cgroup2",
+                "no cgroup v2 hierarchy".into(),
+                e.to_string(),
+            ));
+            return out;
+        }
+    };
+    if h.v1_controllers.is_empty() {
+        out.push(ok("cgroup2", format!("{} (unified)", h.mount.display())));
+    } else {
+        out.push(warn(
+            "cgroup2",
+            format!(
+                "{} (hybrid: cgroup v1 holds {})",
+                h.mount.display(),
+                h.v1_controllers.join(" ")
+            ),
+            "boot with systemd.unified_cgroup_hierarchy=1 so cgroup v2 gets the controllers",
+        ));
+    }
+    out.push(ok("own cgroup", h.own.clone()));
+    let systemd = delegate::systemd_booted();
+    let parent = match h.placement() {
+        Placement::Parent(p) => {
+            let note = if systemd { " (under systemd)" } else { "" };
+            out.push(ok(
+                "placement",
+                format!(
+                    "agents go to {}{note}",
+                    h.path(&discover::join(&p, "synwire/agents")).display()
+                ),
+            ));
+            Some(p)
+        }
+        Placement::Nest(own) => {
+            out.push(ok(
+                "placement",
+                format!(
+                    "delegated unit: synwire-run moves into {}, agents go to {}",
+                    h.path(&delegate::supervisor(&own)).display(),
+                    h.path(&discover::join(&own, "synwire/agents")).display()
+                ),
+            ));
+            Some(own)
+        }
+        Placement::Refuse { own, parent } => {
+            let e = crate::cgroup::CgroupError::NotDelegatedUnit {
+                own: h.path(&own),
+                parent: h.path(&parent),
+            };
+            out.push(fail(
+                "placement",
+                "refused: a systemd unit without delegation".into(),
+                e.to_string(),
+            ));
+            None
+        }
+    };
+    if let Some(p) = parent {
+        let dir = h.path(&p);
+        let available = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+        let has = |c: &str| available.split_whitespace().any(|t| t == c);
+        for c in ["memory", "cpu", "pids"] {
+            if has(c) {
+                out.push(ok(
+                    "controller",
+                    format!("{c} available in {}", dir.display()),
+                ));
+            } else {
+                out.push(fail(
+                    "controller",
+                    format!("{c} missing in {}", dir.display()),
+                    h.controller_fix(&p),
+                ));
+            }
+        }
+        if has("io") {
+            out.push(ok(
+                "controller",
+                format!("io available in {}", dir.display()),
+            ));
+        } else {
+            out.push(warn(
+                "controller",
+                format!("io missing in {}", dir.display()),
+                "only needed by io limits; delegate it like the others",
+            ));
+        }
+        if nix::unistd::access(
+            &dir.join("cgroup.subtree_control"),
+            nix::unistd::AccessFlags::W_OK,
+        )
+        .is_ok()
+            && nix::unistd::access(&dir, nix::unistd::AccessFlags::W_OK).is_ok()
+        {
+            out.push(ok(
+                "delegation",
+                format!(
+                    "{} is writable by uid {}",
+                    dir.display(),
+                    nix::unistd::geteuid()
+                ),
+            ));
+        } else {
+            out.push(fail(
+                "delegation",
+                format!("{} is not writable by uid {}", dir.display(), nix::unistd::geteuid()),
+                "run inside a delegated unit (systemd-run --user --scope -p Delegate=yes), or pass --cgroup-parent to a cgroup you own".into(),
+            ));
+        }
+    }
+    let feature = |name: &'static str, since: (u32, u32), fallback: &str| {
+        if k >= since {
+            ok(name, format!("yes (kernel {}.{})", k.0, k.1))
+        } else {
+            warn(
+                name,
+                format!("no (kernel {}.{} < {}.{})", k.0, k.1, since.0, since.1),
+                fallback,
+            )
+        }
+    };
+    out.push(feature(
+        "clone3 CLONE_INTO_CGROUP",
+        (5, 7),
+        "synwire-run falls back to fork and cgroup.procs (slower)",
+    ));
+    out.push(feature(
+        "cgroup.kill",
+        (5, 14),
+        "teardown freezes and kills each process instead",
+    ));
+    out.push(feature(
+        "memory.peak",
+        (5, 19),
+        "the memory peak comes from wait4 (the largest process)",
+    ));
+    out.push(feature(
+        "pids.peak",
+        (6, 1),
+        "the tasks peak is reported as null",
+    ));
+    let userns = if !Path::new("/proc/self/ns/user").exists() {
+        warn(
+            "user namespaces",
+            "not built into this kernel".into(),
+            "namespaces need root",
+        )
+    } else if sysctl("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        warn(
+            "user namespaces",
+            "disabled: user.max_user_namespaces=0".into(),
+            "raise user.max_user_namespaces",
+        )
+    } else if sysctl("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        warn(
+            "user namespaces",
+            "unprivileged ones disabled: kernel.unprivileged_userns_clone=0".into(),
+            "sysctl kernel.unprivileged_userns_clone=1",
+        )
+    } else if sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref()
+        == Some("1")
+    {
+        warn("user namespaces", "AppArmor restricts unprivileged ones".into(), "grant `userns,` in an AppArmor profile for synwire-run, or set kernel.apparmor_restrict_unprivileged_userns=0")
+    } else {
+        ok(
+            "user namespaces",
+            format!(
+                "available (max {})",
+                sysctl("/proc/sys/user/max_user_namespaces").unwrap_or_default()
+            ),
+        )
+    };
+    out.push(userns);
+    out.push(match crate::landlock::abi_version() {
+        Ok(abi) => ok("landlock", format!("ABI {abi}")),
+        Err(e) => warn(
+            "landlock",
+            format!("unavailable ({e})"),
+            "Linux 5.13+ with landlock in the LSM list; [filesystem] best_effort runs without it",
+        ),
+    });
+    out
+}
+
+/// Prints the checks; the exit code is 0 when nothing FAILed.
+pub fn report(json: bool) -> (String, i32) {
+    let checks = run_checks();
+    let code = if checks.iter().any(|c| c.status == Level::Fail) {
+        1
+    } else {
+        0
+    };
+    if json {
+        let mut s = serde_json::to_string_pretty(&checks).expect("serialises");
+        s.push('\n');
+        return (s, code);
+    }
+    let mut s = String::new();
+    for c in &checks {
+        let label = match c.status {
+            Level::Ok => "OK  ",
+            Level::Warn => "WARN",
+            Level::Fail => "FAIL",
+        };
+        s.push_str(&format!("{label} {:<26} {}", c.check, c.detail));
+        if let Some(fix) = &c.fix {
+            s.push_str(&format!("\n     fix: {fix}"));
+        }
+        s.push('\n');
+    }
+    s.push_str(if code == 0 {
+        "synwire-run: this host runs the `small` profile enforced\n"
+    } else {
+        "synwire-run: the `small` profile would not run enforced here; see FAIL above\n"
+    });
+    (s, code)
+}
