@@ -11,7 +11,7 @@ use clap::{ArgAction, Parser, Subcommand};
 #[command(
     name = "synwire-run",
     version,
-    override_usage = "synwire-run [OPTIONS] -- COMMAND [ARGS]...\n       synwire-run check | profiles | profile NAME | completions SHELL | man",
+    override_usage = "synwire-run [OPTIONS] -- COMMAND [ARGS]...\n       synwire-run check | gc | profiles | profile NAME | completions SHELL | man",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     after_help = "Exit status: the command's own; 128+N if it died of signal N (137 with an OOM report); \
@@ -90,6 +90,16 @@ pub enum Cmd {
         /// One JSON array instead of lines.
         #[arg(long)]
         json: bool,
+    },
+    /// Remove agent cgroups left by a launcher that was killed.
+    Gc {
+        /// Also kill what outlived its launcher, then remove its cgroup.
+        #[arg(long)]
+        kill: bool,
+        /// Look in this cgroup (as given to a run's --cgroup-parent) instead of the agents
+        /// directory a run from here would use.
+        #[arg(long, value_name = "PATH")]
+        cgroup_parent: Option<String>,
     },
     /// List every profile --profile can find, with its source and description.
     Profiles,

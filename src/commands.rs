@@ -17,6 +17,14 @@ pub fn run(cmd: &Cmd) -> Result<i32, Error> {
             let _ = out.write_all(text.as_bytes());
             return Ok(code);
         }
+        Cmd::Gc {
+            kill,
+            cgroup_parent,
+        } => {
+            let (text, code) = crate::gc::run(cgroup_parent.as_deref(), *kill)?;
+            let _ = out.write_all(text.as_bytes());
+            return Ok(code);
+        }
         Cmd::Profiles => profiles(),
         Cmd::Profile { name, sets } => {
             let (profile, chain) = search::load_chain(&search::search_dirs(), name, sets)?;

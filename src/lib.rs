@@ -19,6 +19,7 @@ pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod gc;
 pub mod landlock;
 pub mod log;
 pub mod ns;
@@ -359,7 +360,7 @@ fn teardown(cg: &mut AgentCgroup) -> (CgroupStats, Option<u64>) {
             tracing::warn!("{e}");
         }
     }
-    match cg.wait_empty(EMPTY_WAIT, sys::reap_any) {
+    match cg.wait_empty(EMPTY_WAIT) {
         Ok(true) => {}
         Ok(false) => tracing::warn!(
             "processes in {} did not exit within {}s of SIGKILL (stuck in the kernel?); the cgroup may stay behind",

@@ -371,6 +371,25 @@ pub fn getxattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
     (len >= 0).then(|| buf[..len as usize].to_vec())
 }
 
+/// setxattr(2): sets extended attribute `name` on `path` to `value`.
+pub fn setxattr(path: &std::path::Path, name: &str, value: &[u8]) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: NUL-terminated strings and a value slice valid for its length.
+    let r = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr() as *const libc::c_void,
+            value.len(),
+            0,
+        )
+    };
+    check(r as libc::c_long).map(|_| ())
+}
+
 /// The signals pending for this process (blocked ones that arrived).
 pub fn pending_signals() -> Vec<i32> {
     // SAFETY: sigset_t is plain data; sigpending fills it.

@@ -374,6 +374,15 @@ impl AgentCgroup {
         let rel = join(levels.last().expect("at least the parent"), req.id);
         let dir = h.path(&rel);
         fs::create_dir(&dir).map_err(io_err("create", &dir))?;
+        // Who launched it, for `synwire-run gc` after a launcher was killed (user xattrs on
+        // cgroupfs: Linux 5.7+; without them gc cannot tell and keeps a populated cgroup).
+        if let Err(e) = crate::sys::setxattr(
+            &dir,
+            crate::gc::LAUNCHER_XATTR,
+            crate::gc::launcher_tag().as_bytes(),
+        ) {
+            tracing::debug!("cannot tag {} with its launcher: {e}", dir.display());
+        }
         let fd = match open_dir(&dir) {
             Ok(fd) => fd,
             Err(e) => {
@@ -468,38 +477,7 @@ impl AgentCgroup {
     /// Kills everything in the cgroup: cgroup.kill where the kernel has it (5.14+), else freeze,
     /// SIGKILL every process listed, thaw, until none is left.
     pub fn kill_all(&self) -> Result<(), CgroupError> {
-        let kill = self.dir.join("cgroup.kill");
-        match write_file(&kill, "1") {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("write", &kill)(e)),
-        }
-        let freeze = self.dir.join("cgroup.freeze");
-        let frozen = write_file(&freeze, "1").is_ok();
-        let procs = self.dir.join("cgroup.procs");
-        for _ in 0..1000 {
-            let pids = fs::read_to_string(&procs).map_err(io_err("read", &procs))?;
-            let pids: Vec<i32> = pids
-                .split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect();
-            if pids.is_empty() {
-                break;
-            }
-            for pid in pids {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            if !frozen {
-                std::thread::yield_now();
-            }
-        }
-        if frozen {
-            let _ = write_file(&freeze, "0");
-        }
-        Ok(())
+        kill_dir(&self.dir)
     }
 
     /// True once cgroup.events says `populated 0`.
@@ -509,25 +487,10 @@ impl AgentCgroup {
         Ok(stats::key_value(&text, "populated") == Some(0))
     }
 
-    /// Waits until the cgroup is empty, calling `reap` between checks (our own children must be
-    /// reaped by us). Gives up after `limit`.
-    pub fn wait_empty(&self, limit: Duration, mut reap: impl FnMut()) -> Result<bool, CgroupError> {
-        let start = Instant::now();
-        let events = self.dir.join("cgroup.events");
-        let file = fs::File::open(&events).map_err(io_err("open", &events))?;
-        loop {
-            reap();
-            if self.is_empty()? {
-                return Ok(true);
-            }
-            let left = limit.saturating_sub(start.elapsed());
-            if left.is_zero() {
-                return Ok(false);
-            }
-            // cgroup.events signals a change with POLLPRI; re-check at least every 20 ms so our
-            // children are reaped while we wait.
-            crate::sys::poll_pri(file.as_raw_fd(), left.min(Duration::from_millis(20)));
-        }
+    /// Waits until the cgroup is empty, reaping our own children (orphans that reach us as
+    /// subreaper) between checks. Gives up after `limit`.
+    pub fn wait_empty(&self, limit: Duration) -> Result<bool, CgroupError> {
+        wait_dir_empty(&self.dir, limit)
     }
 
     pub fn stats(&self) -> CgroupStats {
@@ -566,9 +529,65 @@ impl Drop for AgentCgroup {
     fn drop(&mut self) {
         if !self.removed {
             let _ = self.kill_all();
-            let _ = self.wait_empty(Duration::from_secs(2), crate::sys::reap_any);
+            let _ = self.wait_empty(Duration::from_secs(2));
             let _ = self.remove();
         }
+    }
+}
+
+/// Kills everything in the cgroup at `dir` (see [`AgentCgroup::kill_all`]).
+pub fn kill_dir(dir: &Path) -> Result<(), CgroupError> {
+    let kill = dir.join("cgroup.kill");
+    match write_file(&kill, "1") {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("write", &kill)(e)),
+    }
+    let freeze = dir.join("cgroup.freeze");
+    let frozen = write_file(&freeze, "1").is_ok();
+    let procs = dir.join("cgroup.procs");
+    for _ in 0..1000 {
+        let pids = fs::read_to_string(&procs).map_err(io_err("read", &procs))?;
+        let pids: Vec<i32> = pids
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if !frozen {
+            std::thread::yield_now();
+        }
+    }
+    if frozen {
+        let _ = write_file(&freeze, "0");
+    }
+    Ok(())
+}
+
+/// Waits until the cgroup at `dir` is empty, up to `limit`, reaping our own children meanwhile.
+/// cgroup.events signals a change with POLLPRI; it is re-read at least every 20 ms.
+pub fn wait_dir_empty(dir: &Path, limit: Duration) -> Result<bool, CgroupError> {
+    let start = Instant::now();
+    let events = dir.join("cgroup.events");
+    let file = fs::File::open(&events).map_err(io_err("open", &events))?;
+    loop {
+        crate::sys::reap_any();
+        let text = fs::read_to_string(&events).map_err(io_err("read", &events))?;
+        if stats::key_value(&text, "populated") == Some(0) {
+            return Ok(true);
+        }
+        let left = limit.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        crate::sys::poll_pri(file.as_raw_fd(), left.min(Duration::from_millis(20)));
     }
 }
 

@@ -97,6 +97,8 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     add!("concurrent-30", concurrent_30);
     add!("spawn-cost", spawn_cost);
     add!("check/unified", check_unified);
+    add!("gc/after-sigkill", gc_after_sigkill);
+    add!("gc/kill-outlived", gc_kill_outlived);
     crate::ns_tests::add_all(&mut t);
     crate::sec_tests::add_all(&mut t);
     crate::landlock_tests::add_all(&mut t);
@@ -866,6 +868,109 @@ fn check_from(env: &Env, cgroup: &str) -> Result<(i32, String), String> {
     let text =
         String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
     Ok((o.status.code().unwrap_or(-1), text))
+}
+
+/// `synwire-run gc ARGS` run from `cgroup` (as root): its exit code and output.
+fn gc_from(cgroup: &str, args: &[&str]) -> Result<(i32, String), String> {
+    let mut cmd = vec!["in-cgroup", cgroup, "--", crate::harness::SYNWIRE, "gc"];
+    cmd.extend_from_slice(args);
+    let o = std::process::Command::new(VMTEST)
+        .args(&cmd)
+        .output()
+        .map_err(|e| format!("run gc: {e}"))?;
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    Ok((o.status.code().unwrap_or(-1), text))
+}
+
+/// Starts `synwire-run -q -- sh -c SCRIPT` (which must print `ready`), SIGKILLs synwire-run once
+/// it is ready, and returns the agent cgroup it left.
+fn launcher_killed(env: &Env, script: &str) -> Result<(String, Vec<String>), String> {
+    let before = layout::walk(env);
+    let mut s = start(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &["-q", "--", "sh", "-c", script],
+    )?;
+    let mut lines = Vec::new();
+    loop {
+        let l = s.read_line()?;
+        if l == "ready" {
+            break;
+        }
+        lines.push(l);
+    }
+    let agent = layout::walk(env)
+        .into_iter()
+        .find(|c| !before.contains(c) && layout::parent(c).ends_with("/synwire/agents"))
+        .ok_or("no agent cgroup while the agent ran")?;
+    let _ = kill(Pid::from_raw(s.pid()), Signal::SIGKILL);
+    let _ = s.finish();
+    Ok((agent, lines))
+}
+
+/// Waits (bounded) until `cg` has no process; false if it still has after 10 s.
+fn wait_no_procs(env: &Env, cg: &str) -> bool {
+    let procs = env.path(cg).join("cgroup.procs");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if layout::read(&procs).unwrap_or_default().trim().is_empty() {
+            return true;
+        }
+        if std::time::Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A launcher SIGKILLed mid-run: its agent dies with it, and `gc` removes the empty cgroup.
+fn gc_after_sigkill(env: &Env) -> Result<(), String> {
+    let (agent, _) = launcher_killed(env, "echo ready; exec sleep 1000")?;
+    ensure(wait_no_procs(env, &agent), || {
+        format!("agent still running in {agent}")
+    })?;
+    let (code, out) = gc_from(&env.caller, &[])?;
+    ensure(
+        code == 0 && out.contains(&format!("removed {}", env.path(&agent).display())),
+        || format!("gc exited {code}:\n{out}"),
+    )?;
+    ensure(!env.path(&agent).exists(), || {
+        format!("{agent} still exists after gc:\n{out}")
+    })
+}
+
+/// A daemon that outlived its SIGKILLed launcher: `gc` keeps it and says so, `gc --kill` ends it
+/// and removes the cgroup.
+fn gc_kill_outlived(env: &Env) -> Result<(), String> {
+    let script = format!("{VMTEST} daemonize; echo ready; exec sleep 1000");
+    let (agent, lines) = launcher_killed(env, &script)?;
+    let daemon: i32 = lines
+        .first()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| format!("no daemon pid in {lines:?}"))?;
+    let (code, out) = gc_from(&env.caller, &[])?;
+    ensure(
+        code == 0 && out.contains("outlived") && env.path(&agent).exists(),
+        || format!("gc without --kill: exit {code}:\n{out}"),
+    )?;
+    let (code, out) = gc_from(&env.caller, &["--kill"])?;
+    ensure(
+        code == 0
+            && out.contains("killed")
+            && out.contains(&format!("removed {}", env.path(&agent).display())),
+        || format!("gc --kill: exit {code}:\n{out}"),
+    )?;
+    layout::reap();
+    let alive = std::path::Path::new(&format!("/proc/{daemon}")).exists()
+        && !layout::read(std::path::Path::new(&format!("/proc/{daemon}/stat")))
+            .unwrap_or_default()
+            .contains(") Z ");
+    ensure(!alive, || format!("daemon {daemon} survived gc --kill"))?;
+    ensure(!env.path(&agent).exists(), || {
+        format!("{agent} still exists after gc --kill")
+    })
 }
 
 /// On the unified layout `check` passes: cgroup2, placement, the three controllers.
