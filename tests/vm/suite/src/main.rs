@@ -13,6 +13,7 @@ mod landlock_tests;
 mod layout;
 mod ns_tests;
 mod sec_tests;
+mod systemd_sim_tests;
 mod tests;
 
 use std::process::ExitCode;

@@ -102,6 +102,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     crate::ns_tests::add_all(&mut t);
     crate::sec_tests::add_all(&mut t);
     crate::landlock_tests::add_all(&mut t);
+    crate::systemd_sim_tests::add_all(&mut t);
     t
 }
 
