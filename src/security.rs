@@ -52,7 +52,7 @@ fn cap_last_cap() -> u32 {
 }
 
 /// CapEff of this process.
-fn effective_caps() -> u64 {
+pub fn effective_caps() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

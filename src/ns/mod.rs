@@ -188,14 +188,7 @@ const CAP_SYS_ADMIN: u32 = 21;
 
 /// True when this process has CAP_SYS_ADMIN in its own user namespace (CapEff bit 21).
 fn has_cap_sys_admin() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+    crate::security::effective_caps() & (1 << CAP_SYS_ADMIN) != 0
 }
 
 /// Why namespaces cannot be created here, known from the sysctls and our capabilities before

@@ -372,3 +372,43 @@ pub fn v2_line(out: &str) -> Result<&str, String> {
         .find_map(|l| l.strip_prefix("0::"))
         .ok_or_else(|| format!("no 0:: line in {out:?}"))
 }
+
+/// uid 1000 in its delegated subtree, as in `delegated-user`.
+pub fn user(env: &Env) -> Caller {
+    Caller {
+        cgroup: env.user_caller.clone(),
+        uid: Some(crate::layout::USER_UID),
+        tty: None,
+        cwd: None,
+    }
+}
+
+/// synwire-run must refuse with 125, a `synwire-run: error:` line naming each of `needles`, and
+/// no new cgroup.
+pub fn expect_own_error(
+    env: &Env,
+    caller: &Caller,
+    spawn: Spawn,
+    setup: &Setup,
+    args: &[&str],
+    needles: &[&str],
+) -> Result<(), String> {
+    let before = crate::layout::walk(env);
+    let r = run_with(env, caller, spawn, setup, args)?;
+    r.expect_code(125)?;
+    ensure(r.stderr.contains("synwire-run: error:"), || {
+        format!("no 'synwire-run: error:' line: {}", r.show())
+    })?;
+    for n in needles {
+        ensure(r.stderr.contains(n), || {
+            format!("stderr does not name {n:?}: {}", r.show())
+        })?;
+    }
+    let new: Vec<_> = crate::layout::walk(env)
+        .into_iter()
+        .filter(|c| !before.contains(c))
+        .collect();
+    ensure(new.is_empty(), || {
+        format!("created cgroups {new:?}: {}", r.show())
+    })
+}

@@ -4,8 +4,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::harness::{ensure, run, run_with, Caller, Run, Setup, Spawn};
-use crate::layout::{self, Env, USER_UID};
+use crate::harness::{ensure, run, run_with, user, Caller, Run, Setup, Spawn};
+use crate::layout::{self, Env};
 use crate::tests::{root, TestFn};
 
 pub fn add_all(t: &mut Vec<(String, TestFn)>) {
@@ -19,15 +19,6 @@ pub fn add_all(t: &mut Vec<(String, TestFn)>) {
         "landlock/agent/user".into(),
         Box::new(|e| agent(e, user(e))),
     ));
-}
-
-fn user(env: &Env) -> Caller {
-    Caller {
-        cgroup: env.user_caller.clone(),
-        uid: Some(USER_UID),
-        tty: None,
-        cwd: None,
-    }
 }
 
 /// Landlock arrived in 5.13.

@@ -5,6 +5,7 @@
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use crate::harness::user;
 use crate::harness::{
     ensure, expect_agent_cgroup, run, start, v2_line, Caller, Run, Spawn, VMTEST,
 };
@@ -94,16 +95,6 @@ pub fn add_all(t: &mut Vec<(String, TestFn)>) {
         "ns/error/unprivileged-userns-clone".into(),
         Box::new(error_unprivileged_userns_clone),
     );
-}
-
-/// uid 1000 in its delegated subtree, as in `delegated-user`.
-fn user(env: &Env) -> Caller {
-    Caller {
-        cgroup: env.user_caller.clone(),
-        uid: Some(USER_UID),
-        tty: None,
-        cwd: None,
-    }
 }
 
 /// Where `caller`'s agents go: `<parent of its cgroup>/synwire/agents`.
@@ -702,35 +693,6 @@ fn exit_daemon_killed(env: &Env, m: Spawn) -> Result<(), String> {
     r.expect_outcome("exited")
 }
 
-/// An error of synwire-run's own, from `caller`: 125, an `error:` line naming each of
-/// `needles`, and no cgroup created.
-fn expect_error(
-    env: &Env,
-    caller: &Caller,
-    m: Spawn,
-    args: &[&str],
-    needles: &[&str],
-) -> Result<(), String> {
-    let before = layout::walk(env);
-    let r = run(env, caller, m, args)?;
-    r.expect_code(125)?;
-    ensure(r.stderr.contains("synwire-run: error:"), || {
-        format!("no 'synwire-run: error:' line: {}", r.show())
-    })?;
-    for n in needles {
-        ensure(r.stderr.contains(n), || {
-            format!("stderr does not name {n:?}: {}", r.show())
-        })?;
-    }
-    let new: Vec<_> = layout::walk(env)
-        .into_iter()
-        .filter(|c| !before.contains(c))
-        .collect();
-    ensure(new.is_empty(), || {
-        format!("created cgroups {new:?}: {}", r.show())
-    })
-}
-
 /// A non-root caller asking for pid without user: the error names the capability and the fix.
 fn error_no_user(env: &Env, m: Spawn) -> Result<(), String> {
     expect_error(
@@ -774,4 +736,21 @@ fn error_unprivileged_userns_clone(env: &Env) -> Result<(), String> {
     );
     let restored = layout::write(path, saved.trim());
     result.and(restored)
+}
+
+fn expect_error(
+    env: &Env,
+    caller: &Caller,
+    m: Spawn,
+    args: &[&str],
+    needles: &[&str],
+) -> Result<(), String> {
+    crate::harness::expect_own_error(
+        env,
+        caller,
+        m,
+        &crate::harness::Setup::default(),
+        args,
+        needles,
+    )
 }

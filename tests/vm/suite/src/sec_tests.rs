@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::harness::user;
 use crate::harness::{ensure, run_with, Caller, Run, Setup, Spawn, PATH, VMTEST};
-use crate::layout::{self, Env, USER_UID};
+use crate::layout::{self, Env};
 use crate::tests::{root, TestFn};
 
 /// The agent prints these lines of its /proc/self/status, then tries to bind port 80 (what
@@ -152,16 +153,6 @@ pub fn add_all(t: &mut Vec<(String, TestFn)>) {
         "sec/error/preserve-fds-not-open",
         Box::new(error_preserve_fds_not_open),
     );
-}
-
-/// uid 1000 in its delegated subtree, as in `delegated-user`.
-fn user(env: &Env) -> Caller {
-    Caller {
-        cgroup: env.user_caller.clone(),
-        uid: Some(USER_UID),
-        tty: None,
-        cwd: None,
-    }
 }
 
 /// Writes `/tmp/sec-NAME.toml` and returns its path.
@@ -766,35 +757,6 @@ const BAD_PROFILES: [(&str, &str, &[&str]); 14] = [
     ),
 ];
 
-/// An error of synwire-run's own, from `caller`: 125, an `error:` line naming each of
-/// `needles`, and no cgroup created.
-fn expect_error(
-    env: &Env,
-    caller: &Caller,
-    setup: &Setup,
-    args: &[&str],
-    needles: &[&str],
-) -> Result<(), String> {
-    let before = layout::walk(env);
-    let r = run_with(env, caller, Spawn::Clone3, setup, args)?;
-    r.expect_code(125)?;
-    ensure(r.stderr.contains("synwire-run: error:"), || {
-        format!("no 'synwire-run: error:' line: {}", r.show())
-    })?;
-    for n in needles {
-        ensure(r.stderr.contains(n), || {
-            format!("stderr does not name {n:?}: {}", r.show())
-        })?;
-    }
-    let new: Vec<_> = layout::walk(env)
-        .into_iter()
-        .filter(|c| !before.contains(c))
-        .collect();
-    ensure(new.is_empty(), || {
-        format!("created cgroups {new:?}: {}", r.show())
-    })
-}
-
 fn error_profile(
     env: &Env,
     caller: &Caller,
@@ -843,4 +805,14 @@ fn error_preserve_fds_not_open(env: &Env) -> Result<(), String> {
         &["--preserve-fds", "2", "--", "true"],
         &["--preserve-fds", "3"],
     )
+}
+
+fn expect_error(
+    env: &Env,
+    caller: &Caller,
+    setup: &Setup,
+    args: &[&str],
+    needles: &[&str],
+) -> Result<(), String> {
+    crate::harness::expect_own_error(env, caller, Spawn::Clone3, setup, args, needles)
 }
