@@ -11,6 +11,10 @@
 //! - [`supervise`] forwards signals through a pidfd, reaps, and enforces the timeout;
 //! - [`report`] prints the summary and writes the JSON statistics.
 //!
+//! Around them: [`ns`] (namespaces and the PID-1 init), [`security`] and [`landlock`] (least
+//! privilege, applied in the child just before execve), and the commands that run no agent
+//! ([`check`], [`gc`], [`commands`]).
+//!
 //! All unsafe code is in [`sys`]. Unit tests cover parsing and placement rules; the behaviour on
 //! real kernels (5.10, 6.1, 6.12) is tested by the VM suite in tests/vm.
 
