@@ -704,38 +704,35 @@ fn error_no_user(env: &Env, m: Spawn) -> Result<(), String> {
     )
 }
 
-/// With user namespaces exhausted (user.max_user_namespaces = 0), a non-root `--unshare user`
-/// fails with the sysctl named. The sysctl is restored whatever happens.
-fn error_max_user_namespaces(env: &Env) -> Result<(), String> {
-    let path = std::path::Path::new("/proc/sys/user/max_user_namespaces");
+/// With the sysctl at `path` set to 0, a non-root `--unshare user` fails naming `needle`. The
+/// sysctl is restored whatever happens.
+fn sysctl_refuses_userns(env: &Env, path: &str, needle: &str) -> Result<(), String> {
+    let path = std::path::Path::new(path);
     let saved = layout::read(path)?;
     layout::write(path, "0")?;
-    let result = expect_error(
-        env,
-        &user(env),
-        Spawn::Clone3,
-        &["--unshare", "user", "--", "true"],
-        &["user.max_user_namespaces"],
-    );
+    let args = ["--unshare", "user", "--", "true"];
+    let result = expect_error(env, &user(env), Spawn::Clone3, &args, &[needle]);
     let restored = layout::write(path, saved.trim());
     result.and(restored)
+}
+
+/// user.max_user_namespaces = 0: user namespaces exhausted.
+fn error_max_user_namespaces(env: &Env) -> Result<(), String> {
+    sysctl_refuses_userns(
+        env,
+        "/proc/sys/user/max_user_namespaces",
+        "user.max_user_namespaces",
+    )
 }
 
 /// Debian's kernels carry the kernel.unprivileged_userns_clone sysctl: with it at 0, a non-root
 /// `--unshare user` gets 125 naming it. A kernel without the sysctl fails this test loudly.
 fn error_unprivileged_userns_clone(env: &Env) -> Result<(), String> {
-    let path = std::path::Path::new("/proc/sys/kernel/unprivileged_userns_clone");
-    let saved = layout::read(path)?;
-    layout::write(path, "0")?;
-    let result = expect_error(
+    sysctl_refuses_userns(
         env,
-        &user(env),
-        Spawn::Clone3,
-        &["--unshare", "user", "--", "true"],
-        &["kernel.unprivileged_userns_clone=1"],
-    );
-    let restored = layout::write(path, saved.trim());
-    result.and(restored)
+        "/proc/sys/kernel/unprivileged_userns_clone",
+        "kernel.unprivileged_userns_clone=1",
+    )
 }
 
 fn expect_error(

@@ -327,24 +327,16 @@ fn exit_timeout(env: &Env, m: Spawn) -> Result<(), String> {
     })
 }
 
-/// An error of synwire-run's own: 125, an `error:` line, and no cgroup created.
+/// An error of synwire-run's own, as root: 125, an `error:` line, and no cgroup created.
 fn expect_own_error(env: &Env, m: Spawn, args: &[&str], needles: &[&str]) -> Result<(), String> {
-    let before = layout::walk(env);
-    let r = run(env, &root(env), m, args)?;
-    r.expect_code(125)?;
-    ensure(r.stderr.contains("synwire-run: error:"), || {
-        format!("no 'synwire-run: error:' line: {}", r.show())
-    })?;
-    for n in needles {
-        ensure(r.stderr.contains(n), || {
-            format!("stderr does not name {n:?}: {}", r.show())
-        })?;
-    }
-    let after = layout::walk(env);
-    let new: Vec<_> = after.iter().filter(|c| !before.contains(c)).collect();
-    ensure(new.is_empty(), || {
-        format!("created cgroups {new:?}: {}", r.show())
-    })
+    crate::harness::expect_own_error(
+        env,
+        &root(env),
+        m,
+        &crate::harness::Setup::default(),
+        args,
+        needles,
+    )
 }
 
 fn exit_bad_value(env: &Env, m: Spawn) -> Result<(), String> {
