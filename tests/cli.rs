@@ -325,3 +325,39 @@ fn completions_and_man_page_are_generated() {
         "{out}"
     );
 }
+
+#[test]
+fn check_json_is_one_array_of_checks() {
+    let o = synwire(&["check", "--json"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let checks = v.as_array().unwrap();
+    assert!(checks.len() >= 8, "{v}");
+    for c in checks {
+        assert!(c["check"].is_string() && c["detail"].is_string(), "{c}");
+        assert!(
+            matches!(c["status"].as_str(), Some("OK" | "WARN" | "FAIL")),
+            "{c}"
+        );
+    }
+    assert!(checks.iter().any(|c| c["check"] == "cgroup2"), "{v}");
+    // The exit code follows the FAIL lines.
+    let failed = checks.iter().any(|c| c["status"] == "FAIL");
+    assert_eq!(o.status.code(), Some(i32::from(failed)));
+}
+
+#[test]
+fn diagnostics_carry_no_colour_when_stderr_is_not_a_terminal() {
+    let o = synwire(&["--memory", "12Q", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).starts_with("synwire-run: error: "),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !o.stderr.contains(&0x1b),
+        "escape codes in {:?}",
+        stderr(&o)
+    );
+}
