@@ -103,6 +103,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     crate::sec_tests::add_all(&mut t);
     crate::landlock_tests::add_all(&mut t);
     crate::systemd_sim_tests::add_all(&mut t);
+    crate::escape_tests::add_all(&mut t);
     t
 }
 
