@@ -326,45 +326,35 @@ fn uts_custom(env: &Env) -> Result<(), String> {
     })
 }
 
-/// `--unshare ipc` gives a new IPC namespace and nothing else.
-fn ipc_ns(env: &Env) -> Result<(), String> {
+/// Runs the agent with `--unshare LIST` and checks that exactly the namespaces in `new` differ
+/// from the runner's.
+fn expect_new_namespaces(env: &Env, list: &str, new: &[&str]) -> Result<(), String> {
     let r = run(
         env,
         &root(env),
         Spawn::Clone3,
-        &["-q", "--unshare", "ipc", "--", "sh", "-c", SHOW_NS],
+        &["-q", "--unshare", list, "--", "sh", "-c", SHOW_NS],
     )?;
     r.expect_code(0)?;
     let l = lines(&r);
     ensure(l.len() == NS_LINKS.len(), || r.show())?;
     for (kind, seen) in NS_LINKS.iter().zip(&l) {
         let ours = our_ns(kind)?;
-        let new = *seen != ours;
-        ensure(new == (*kind == "ipc"), || {
-            format!("{kind}: agent {seen}, runner {ours}: with --unshare ipc only ipc must differ")
+        ensure((*seen != ours) == new.contains(kind), || {
+            format!("{kind}: agent {seen}, runner {ours}: with --unshare {list} exactly {new:?} must differ")
         })?;
     }
     Ok(())
 }
 
+/// `--unshare ipc` gives a new IPC namespace and nothing else.
+fn ipc_ns(env: &Env) -> Result<(), String> {
+    expect_new_namespaces(env, "ipc", &["ipc"])
+}
+
 /// `--unshare all`: every one of the seven namespaces differs from the runner's.
 fn links_all(env: &Env) -> Result<(), String> {
-    let r = run(
-        env,
-        &root(env),
-        Spawn::Clone3,
-        &["-q", "--unshare", "all", "--", "sh", "-c", SHOW_NS],
-    )?;
-    r.expect_code(0)?;
-    let l = lines(&r);
-    ensure(l.len() == NS_LINKS.len(), || r.show())?;
-    for (kind, seen) in NS_LINKS.iter().zip(&l) {
-        let ours = our_ns(kind)?;
-        ensure(*seen != ours, || {
-            format!("{kind}: agent {seen} is the runner's namespace")
-        })?;
-    }
-    Ok(())
+    expect_new_namespaces(env, "all", &NS_LINKS)
 }
 
 /// mount(2) on "/" with only propagation flags.
