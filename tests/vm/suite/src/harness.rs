@@ -261,6 +261,24 @@ impl Started {
     }
 
     /// Waits for synwire-run to exit (killing it at the deadline) and collects everything.
+    /// Waits for the agent's `ready` line, sends SIGTERM to synwire-run, and collects the run; an
+    /// error if the agent never got ready.
+    pub fn sigterm_when_ready(mut self) -> Result<Run, String> {
+        let ready = self.read_line();
+        if ready.as_deref() == Ok("ready") {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid()),
+                nix::sys::signal::Signal::SIGTERM,
+            )
+            .map_err(|e| format!("kill: {e}"))?;
+        }
+        let r = self.finish();
+        ensure(ready.as_deref() == Ok("ready"), || {
+            format!("agent not ready: {ready:?}; {}", r.show())
+        })?;
+        Ok(r)
+    }
+
     pub fn finish(mut self) -> Run {
         let mut killed = false;
         let status = loop {

@@ -169,7 +169,7 @@ fn pid_view(env: &Env, m: Spawn) -> Result<(), String> {
 /// An agent without a SIGTERM handler (the shell execs sleep) stops on SIGTERM: the init
 /// forwards it, and synwire-run reports the agent's own death by signal.
 fn pid_sigterm_no_handler(env: &Env, m: Spawn) -> Result<(), String> {
-    let mut s = start(
+    let s = start(
         env,
         &root(env),
         m,
@@ -183,14 +183,7 @@ fn pid_sigterm_no_handler(env: &Env, m: Spawn) -> Result<(), String> {
             "echo ready; exec sleep 1000",
         ],
     )?;
-    let ready = s.read_line();
-    if ready.as_deref() == Ok("ready") {
-        kill(Pid::from_raw(s.pid()), Signal::SIGTERM).map_err(|e| format!("kill: {e}"))?;
-    }
-    let r = s.finish();
-    ensure(ready.as_deref() == Ok("ready"), || {
-        format!("agent not ready: {ready:?}; {}", r.show())
-    })?;
+    let r = s.sigterm_when_ready()?;
     r.expect_code(143)?;
     r.expect_outcome("signaled")?;
     ensure(r.stat_u64("signal")? == 15, || {
@@ -200,20 +193,13 @@ fn pid_sigterm_no_handler(env: &Env, m: Spawn) -> Result<(), String> {
 
 /// An agent with a handler gets the SIGTERM and exits on its own terms.
 fn pid_sigterm_handler(env: &Env, m: Spawn) -> Result<(), String> {
-    let mut s = start(
+    let s = start(
         env,
         &root(env),
         m,
         &["-q", "--unshare", "pid", "--", VMTEST, "trap-term"],
     )?;
-    let ready = s.read_line();
-    if ready.as_deref() == Ok("ready") {
-        kill(Pid::from_raw(s.pid()), Signal::SIGTERM).map_err(|e| format!("kill: {e}"))?;
-    }
-    let r = s.finish();
-    ensure(ready.as_deref() == Ok("ready"), || {
-        format!("agent not ready: {ready:?}; {}", r.show())
-    })?;
+    let r = s.sigterm_when_ready()?;
     r.expect_code(42)?;
     r.expect_outcome("exited")?;
     ensure(r.stdout.contains("got TERM"), || {

@@ -588,20 +588,13 @@ fn cpu_throttle(env: &Env) -> Result<(), String> {
 }
 
 fn sigterm_forwarded(env: &Env) -> Result<(), String> {
-    let mut s = start(
+    let s = start(
         env,
         &root(env),
         Spawn::Clone3,
         &["-q", "--", VMTEST, "trap-term"],
     )?;
-    let ready = s.read_line();
-    if ready.as_deref() == Ok("ready") {
-        kill(Pid::from_raw(s.pid()), Signal::SIGTERM).map_err(|e| format!("kill: {e}"))?;
-    }
-    let r = s.finish();
-    ensure(ready.as_deref() == Ok("ready"), || {
-        format!("agent not ready: {ready:?}; {}", r.show())
-    })?;
+    let r = s.sigterm_when_ready()?;
     r.expect_code(42)?;
     ensure(r.stdout.contains("got TERM"), || {
         format!("agent did not see TERM: {}", r.show())
