@@ -136,6 +136,8 @@ pub struct Started {
     stderr: mpsc::Receiver<String>,
     stats_file: String,
     started: Instant,
+    /// How long after `started` the run may take; DEADLINE unless changed.
+    deadline: Duration,
 }
 
 /// What synwire-run's process holds beyond the harness's defaults, as a caller might leave it.
@@ -178,6 +180,29 @@ pub fn start_with(
     setup: &Setup,
     args: &[&str],
 ) -> Result<Started, String> {
+    start_full(env, caller, spawn, setup, args, Stdio::null())
+}
+
+/// `start` with `stdin` as synwire-run's (and so the agent's) standard input instead of
+/// /dev/null: a pipe whose write end the test holds makes agents wait for it.
+pub fn start_stdin(
+    env: &Env,
+    caller: &Caller,
+    spawn: Spawn,
+    args: &[&str],
+    stdin: Stdio,
+) -> Result<Started, String> {
+    start_full(env, caller, spawn, &Setup::default(), args, stdin)
+}
+
+fn start_full(
+    env: &Env,
+    caller: &Caller,
+    spawn: Spawn,
+    setup: &Setup,
+    args: &[&str],
+    stdin: Stdio,
+) -> Result<Started, String> {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let stats_file = format!("/tmp/synwire-stats-{}-{n}.json", std::process::id());
     let _ = std::fs::remove_file(&stats_file);
@@ -213,7 +238,7 @@ pub fn start_with(
     cmd.env("PATH", PATH)
         .envs(setup.env.iter().map(|(k, v)| (k, v)))
         .current_dir(caller.cwd.as_deref().unwrap_or("/tmp"))
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let _ = env;
@@ -243,6 +268,7 @@ pub fn start_with(
         stderr,
         stats_file,
         started: Instant::now(),
+        deadline: DEADLINE,
     })
 }
 
@@ -251,9 +277,15 @@ impl Started {
         self.child.id() as i32
     }
 
+    /// Gives this run `d` from its start instead of DEADLINE, for a run that must wait for many
+    /// others.
+    pub fn set_deadline(&mut self, d: Duration) {
+        self.deadline = d;
+    }
+
     /// Waits for the next stdout line (a helper's `ready`) until the deadline.
     pub fn read_line(&mut self) -> Result<String, String> {
-        let left = DEADLINE.saturating_sub(self.started.elapsed());
+        let left = self.deadline.saturating_sub(self.started.elapsed());
         self.stdout_lines
             .recv_timeout(left)
             .map(|l| l.trim_end().to_string())
@@ -284,7 +316,7 @@ impl Started {
         let status = loop {
             match self.child.try_wait() {
                 Ok(Some(st)) => break Some(st),
-                Ok(None) if self.started.elapsed() > DEADLINE => {
+                Ok(None) if self.started.elapsed() > self.deadline => {
                     let _ = self.child.kill();
                     killed = true;
                     break self.child.wait().ok();

@@ -73,6 +73,26 @@ pub fn forkbomb() -> Result<(), String> {
     Ok(())
 }
 
+/// `sleepers N`: forks N children that sleep forever, prints `forked N` and exits 0, leaving
+/// them for synwire-run to kill at teardown. The children keep stdout open, so a test reading it
+/// to its end notices any that outlive synwire-run.
+pub fn sleepers(args: &[String]) -> Result<(), String> {
+    let n: usize = parse(args, "N")?;
+    for i in 0..n {
+        // SAFETY: this program is single-threaded, and the child only calls pause(2), which is
+        // async-signal-safe.
+        match unsafe { unistd::fork() } {
+            Ok(ForkResult::Child) => loop {
+                unistd::pause();
+            },
+            Ok(ForkResult::Parent { .. }) => {}
+            Err(e) => return Err(format!("fork failed after {i}: {e}")),
+        }
+    }
+    say(&format!("forked {n}"));
+    Ok(())
+}
+
 /// `spin SECS`: burns CPU until SECS of wall time have passed.
 pub fn spin(args: &[String]) -> Result<(), String> {
     let secs: f64 = parse(args, "SECS")?;

@@ -16,11 +16,12 @@ mod ns_tests;
 mod sec_tests;
 mod systemd_sim_tests;
 mod tests;
+mod torture_tests;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: synwire-vmtest suite --layout unified|hybrid [--filter S]
-       synwire-vmtest hog MIB | forkbomb | spin SECS | trap-term | trap-signals
+       synwire-vmtest hog MIB | forkbomb | sleepers N | spin SECS | trap-term | trap-signals
        synwire-vmtest ignore-term | daemonize | count-int | ifaces | on-tty PTS -- CMD...
        synwire-vmtest as-user UID GID CGROUP -- CMD... | in-cgroup CGROUP -- CMD...
        synwire-vmtest prep [--fds N,...] [--groups G,...] -- CMD... | fds | bind PORT";
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
         Some("suite") => return suite(&args[1..]),
         Some("hog") => helpers::hog(&args[1..]),
         Some("forkbomb") => helpers::forkbomb(),
+        Some("sleepers") => helpers::sleepers(&args[1..]),
         Some("spin") => helpers::spin(&args[1..]),
         Some("trap-term") => helpers::trap_term(),
         Some("trap-signals") => helpers::trap_signals(),
