@@ -1,0 +1,283 @@
+//! The results table and the pass/fail lines, from the files `bench/run` collects in one
+//! directory:
+//!
+//! - `host.csv`: hyperfine's CSV export of the launch-overhead run on this machine
+//! - `info.txt`, `measures.txt`: `key value` lines (the machine; RSS, size, sigterm, teardown,
+//!   concurrent)
+//! - `systemd.csv`, `systemd.txt` (optional): the same hyperfine run inside the systemd VM
+//! - `spawn.txt` (optional): `KERNEL CLONE3_MS FORK_MS` per kernel, from the VM rig
+//!
+//! Prints Markdown on stdout; fails when a target is missed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The hyperfine command names `bench/run` uses; the targets look rows up by them.
+pub const BARE: &str = "/bin/true (bare)";
+pub const DEFAULT: &str = "synwire-run -q (default profile)";
+pub const ALL_NS: &str = "synwire-run -q --unshare all";
+pub const BWRAP: &str = "bwrap --unshare-all --dev-bind / /";
+pub const CGEXEC: &str = "cgexec -g CONTROLLER:synwire-bench";
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+struct Row {
+    name: String,
+    median_ms: f64,
+    mean_ms: f64,
+    stddev_ms: f64,
+}
+
+fn read(dir: &Path, name: &str) -> Result<Option<String>, String> {
+    match std::fs::read_to_string(dir.join(name)) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("read {}: {e}", dir.join(name).display())),
+    }
+}
+
+fn keys(text: Option<String>) -> BTreeMap<String, String> {
+    text.unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// hyperfine's CSV: `command,mean,stddev,median,user,system,min,max`, in seconds.
+fn hyperfine_csv(text: &str) -> Result<Vec<Row>, String> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().ok_or("empty CSV")?.split(',').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or(format!("no {name} column in hyperfine's CSV"))
+    };
+    let (c, mean, sd, med) = (
+        col("command")?,
+        col("mean")?,
+        col("stddev")?,
+        col("median")?,
+    );
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let num = |i: usize| {
+                f.get(i)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .map(|s| s * 1000.0)
+                    .ok_or(format!("bad hyperfine CSV line {l:?}"))
+            };
+            Ok(Row {
+                name: f.get(c).unwrap_or(&"").trim_matches('"').to_string(),
+                median_ms: num(med)?,
+                mean_ms: num(mean)?,
+                stddev_ms: num(sd)?,
+            })
+        })
+        .collect()
+}
+
+fn overhead_table(rows: &[Row]) -> String {
+    let bare = rows.iter().find(|r| r.name == BARE).map(|r| r.median_ms);
+    let mut out = String::from(
+        "| Command | Median | Over bare | × bare | Mean ± σ |\n|:---|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let (over, times) = match bare {
+            Some(b) if r.name != BARE => (
+                format!("{:+.2} ms", r.median_ms - b),
+                format!("{:.2}", r.median_ms / b),
+            ),
+            _ => ("".into(), "1.00".into()),
+        };
+        out.push_str(&format!(
+            "| `{}` | {:.2} ms | {over} | {times} | {:.2} ± {:.2} ms |\n",
+            r.name, r.median_ms, r.mean_ms, r.stddev_ms
+        ));
+    }
+    out
+}
+
+fn median(rows: &[Row], name: &str) -> Result<f64, String> {
+    rows.iter()
+        .find(|r| r.name == name)
+        .map(|r| r.median_ms)
+        .ok_or(format!("no `{name}` row in the hyperfine results"))
+}
+
+fn num(m: &BTreeMap<String, String>, key: &str) -> Result<f64, String> {
+    m.get(key)
+        .and_then(|v| v.parse().ok())
+        .ok_or(format!("no {key} in the measurements"))
+}
+
+fn us(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{:.2} ms", v / 1000.0)
+    } else {
+        format!("{v:.0} µs")
+    }
+}
+
+pub fn print(dir: &Path) -> Result<(), String> {
+    let info = keys(read(dir, "info.txt")?);
+    let m = keys(read(dir, "measures.txt")?);
+    let host = hyperfine_csv(&read(dir, "host.csv")?.ok_or("no host.csv")?)?;
+    let get = |k: &str| info.get(k).map_or("?", String::as_str);
+
+    let mut out = format!(
+        "### Launch overhead on the host\n\nLinux {}, {} CPUs, {}; hyperfine {} runs after {} warm-ups, `-N` (no shell). {}\n\n",
+        get("kernel"),
+        get("cpus"),
+        get("cgroups"),
+        get("runs"),
+        get("warmup"),
+        get("cgexec"),
+    );
+    out.push_str(&overhead_table(&host));
+
+    let kb = |k: &str| num(&m, k).map(|v| v * 1024.0);
+    let rss = [
+        ("default profile", kb("rss.default_kb")?),
+        ("small", kb("rss.small_kb")?),
+        ("--unshare all", kb("rss.all_kb")?),
+    ];
+    let peak = rss.iter().map(|r| r.1).fold(0.0, f64::max);
+    let size = num(&m, "binary.bytes")?;
+    let left = num(&m, "teardown.left")?;
+    let n = num(&m, "concurrent.agents")?;
+    out.push_str("\n### synwire-run itself (host)\n\n| Measure | Value |\n|:---|:---|\n");
+    out.push_str(&format!(
+        "| Peak RSS (`/usr/bin/time -v`, maximum resident set) | {} |\n",
+        rss.iter()
+            .map(|(k, v)| format!("{:.2} MiB {k}", v / MIB))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    out.push_str(&format!(
+        "| Stripped static binary | {:.2} MiB ({size} bytes, {}) |\n",
+        size / MIB,
+        m.get("binary.kind").map_or("", String::as_str)
+    ));
+    out.push_str(&format!(
+        "| SIGTERM to the agent's handler, median (p90) of {} | through synwire-run {} ({}); sent to the agent directly {} ({}) |\n",
+        get_or(&m, "sigterm.rounds"),
+        us(num(&m, "sigterm.synwire-run.median_us")?),
+        us(num(&m, "sigterm.synwire-run.p90_us")?),
+        us(num(&m, "sigterm.direct.median_us")?),
+        us(num(&m, "sigterm.direct.p90_us")?),
+    ));
+    out.push_str(&format!(
+        "| Teardown (agent exit to synwire-run exit), median (p90) of {} | {left:.0} processes left behind: {} ({}); none left: {} ({}) |\n",
+        get_or(&m, "teardown.rounds"),
+        us(num(&m, &format!("teardown.{left}.median_us"))?),
+        us(num(&m, &format!("teardown.{left}.p90_us"))?),
+        us(num(&m, "teardown.0.median_us")?),
+        us(num(&m, "teardown.0.p90_us")?),
+    ));
+    let leaked = num(&m, "concurrent.leaked_cgroups")?;
+    let surviving = num(&m, "concurrent.surviving_processes")?;
+    let failed = num(&m, "concurrent.failed")?;
+    let overlapped = num(&m, "concurrent.cgroups_while_running")?;
+    out.push_str(&format!(
+        "| {n:.0} concurrent agents | all {overlapped:.0} running at once after {} ms, all done in {} ms ({} agents/s); {failed:.0} failed, {leaked:.0} leaked cgroups, {surviving:.0} surviving processes |\n",
+        get_or(&m, "concurrent.all_running_ms"),
+        get_or(&m, "concurrent.total_ms"),
+        get_or(&m, "concurrent.per_second"),
+    ));
+
+    if let Some(csv) = read(dir, "systemd.csv")? {
+        let vm = keys(read(dir, "systemd.txt")?);
+        out.push_str(&format!(
+            "\n### Inside the systemd VM\n\nDebian bookworm, systemd {}, Linux {} under qemu TCG (emulated: compare the ratios, not the milliseconds), pure cgroup v2; hyperfine {} runs. synwire-run runs in a `Delegate=yes` service, as in production.\n\n",
+            vm.get("systemd").map_or("?", String::as_str),
+            vm.get("kernel").map_or("?", String::as_str),
+            vm.get("runs").map_or("?", String::as_str),
+        ));
+        out.push_str(&overhead_table(&hyperfine_csv(&csv)?));
+    }
+    if let Some(spawn) = read(dir, "spawn.txt")? {
+        out.push_str("\n### clone3(CLONE_INTO_CGROUP) against the cgroup.procs fallback\n\nA whole launch of `synwire-run -q --profile small -- true` (busybox VM, qemu TCG, medians of 15, interleaved): the fallback forks, then the parent writes the child's PID to cgroup.procs before releasing it.\n\n| Kernel | clone3 | fork + cgroup.procs | Difference |\n|:---|---:|---:|---:|\n");
+        for l in spawn.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if let [k, c, fk] = f.as_slice() {
+                let (c, fk): (f64, f64) = (
+                    c.parse().map_err(|_| format!("bad spawn line {l:?}"))?,
+                    fk.parse().map_err(|_| format!("bad spawn line {l:?}"))?,
+                );
+                out.push_str(&format!(
+                    "| {k} | {c:.1} ms | {fk:.1} ms | {:+.1} ms |\n",
+                    fk - c
+                ));
+            }
+        }
+    }
+
+    let bare = median(&host, BARE)?;
+    let default = median(&host, DEFAULT)?;
+    let all = median(&host, ALL_NS)?;
+    let bwrap = median(&host, BWRAP)?;
+    let cgexec = median(&host, CGEXEC).ok();
+    let mut targets = vec![
+        (
+            default - bare <= 2.0,
+            format!(
+                "default profile adds {:.2} ms median over the bare command (target: at most 2 ms)",
+                default - bare
+            ),
+        ),
+        match cgexec {
+            Some(c) => (
+                default < c,
+                format!(
+                    "default profile {default:.2} ms against cgexec {c:.2} ms median (target: faster than cgexec)"
+                ),
+            ),
+            None => (
+                false,
+                "cgexec was not measured (see the note above the table)".to_string(),
+            ),
+        },
+        (
+            all < bwrap,
+            format!(
+                "every namespace {all:.2} ms against bwrap --unshare-all {bwrap:.2} ms median (target: faster than bwrap)"
+            ),
+        ),
+        (
+            peak <= 4.0 * MIB,
+            format!("peak RSS {:.2} MiB (target: at most 4 MiB)", peak / MIB),
+        ),
+        (
+            size <= 4.0 * MIB,
+            format!(
+                "stripped static binary {:.2} MiB (target: at most 4 MiB)",
+                size / MIB
+            ),
+        ),
+        (
+            failed == 0.0 && leaked == 0.0 && surviving == 0.0 && overlapped == n,
+            format!(
+                "{n:.0} concurrent agents: {overlapped:.0} ran at once, {failed:.0} failed, {leaked:.0} leaked cgroups, {surviving:.0} surviving processes (target: all complete, nothing leaked)"
+            ),
+        ),
+    ];
+    out.push_str("\n### Targets\n\n```\n");
+    for (ok, line) in &targets {
+        out.push_str(&format!("{} {line}\n", if *ok { "PASS" } else { "FAIL" }));
+    }
+    out.push_str("```\n");
+    print!("{out}");
+    targets.retain(|(ok, _)| !ok);
+    if targets.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} target(s) missed", targets.len()))
+    }
+}
+
+fn get_or<'a>(m: &'a BTreeMap<String, String>, k: &str) -> &'a str {
+    m.get(k).map_or("?", String::as_str)
+}
