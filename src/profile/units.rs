@@ -132,7 +132,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "d" => n * 86400.0,
             _ => return Err(bad()),
         };
-        total += Duration::try_from_secs_f64(secs).map_err(|_| bad())?;
+        total = Duration::try_from_secs_f64(secs)
+            .ok()
+            .and_then(|d| total.checked_add(d))
+            .ok_or_else(bad)?;
         rest = tail.trim_start();
     }
     Ok(total)
@@ -189,6 +192,13 @@ mod tests {
         for bad in ["", "s", "10y", "-5s", "1h-3m", "abc"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_duration_too_long_to_hold_is_refused_not_a_panic() {
+        // Each part fits in a Duration; their sum does not (found by fuzz/run).
+        let e = parse_duration("10000000000000000000s10000000000000000000s").unwrap_err();
+        assert!(e.contains("is not a duration"), "{e}");
     }
 
     #[test]
