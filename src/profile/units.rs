@@ -102,17 +102,22 @@ pub const DURATION_HELP: &str =
     "a duration such as \"90s\", \"30m\", \"1h30m\" or \"500ms\" (units ms, s, m, h, d; a bare number is seconds)";
 
 /// Parses a duration: a sequence of number+unit pairs ("1h30m", "2.5s"), or a bare number of
-/// seconds.
+/// seconds. Decimal numbers are read exactly, to the nanosecond (a float would turn
+/// 9223372036854775807 seconds into ...808), so a rendered duration reads back as the same one.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("`{s}` is not a duration: expected {DURATION_HELP}");
     let t = s.trim();
     if t.is_empty() {
         return Err(bad());
     }
+    if let Some(nanos) = decimal_nanos(t, NANOS_PER_SEC) {
+        return nanos.and_then(duration_from_nanos).ok_or_else(bad);
+    }
+    // Other spellings of a bare number, such as "1e3".
     if let Ok(secs) = t.parse::<f64>() {
         return Duration::try_from_secs_f64(secs).map_err(|_| bad());
     }
-    let mut total = Duration::ZERO;
+    let mut total: u128 = 0;
     let mut rest = t;
     while !rest.is_empty() {
         let n_end = rest
@@ -123,22 +128,50 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .find(|c: char| !c.is_ascii_alphabetic())
             .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(u_end);
-        let n: f64 = num.parse().map_err(|_| bad())?;
-        let secs = match unit {
-            "ms" => n / 1000.0,
-            "s" | "sec" => n,
-            "m" | "min" => n * 60.0,
-            "h" => n * 3600.0,
-            "d" => n * 86400.0,
+        let unit_nanos = match unit {
+            "ms" => NANOS_PER_SEC / 1000,
+            "s" | "sec" => NANOS_PER_SEC,
+            "m" | "min" => 60 * NANOS_PER_SEC,
+            "h" => 3600 * NANOS_PER_SEC,
+            "d" => 86400 * NANOS_PER_SEC,
             _ => return Err(bad()),
         };
-        total = Duration::try_from_secs_f64(secs)
-            .ok()
-            .and_then(|d| total.checked_add(d))
+        total = decimal_nanos(num, unit_nanos)
+            .flatten()
+            .and_then(|n| total.checked_add(n))
             .ok_or_else(bad)?;
         rest = tail.trim_start();
     }
-    Ok(total)
+    duration_from_nanos(total).ok_or_else(bad)
+}
+
+const NANOS_PER_SEC: u128 = 1_000_000_000;
+
+/// `num` ("90", "2.5", ".5") times `unit` nanoseconds, exactly but for digits below a
+/// nanosecond: None when `num` is not such a number, Some(None) when the product overflows.
+fn decimal_nanos(num: &str, unit: u128) -> Option<Option<u128>> {
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if int.len() + frac.len() == 0 || !digits(int) || !digits(frac) {
+        return None;
+    }
+    let whole = match int {
+        "" => Some(0),
+        _ => int.parse::<u128>().ok().and_then(|i| i.checked_mul(unit)),
+    };
+    // 18 digits of fraction are far below a nanosecond even in days, and keep the product
+    // within a u128.
+    let frac = &frac[..frac.len().min(18)];
+    let part = match frac {
+        "" => 0,
+        _ => frac.parse::<u128>().ok()? * unit / 10u128.pow(frac.len() as u32),
+    };
+    Some(whole.and_then(|w| w.checked_add(part)))
+}
+
+fn duration_from_nanos(n: u128) -> Option<Duration> {
+    let secs = u64::try_from(n / NANOS_PER_SEC).ok()?;
+    Some(Duration::new(secs, (n % NANOS_PER_SEC) as u32))
 }
 
 /// "90.5s", "12m3s", "1h02m": short and exact enough for a summary.
@@ -190,6 +223,33 @@ mod tests {
         assert_eq!(parse_duration("2.5s"), Ok(Duration::from_millis(2500)));
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
         for bad in ["", "s", "10y", "-5s", "1h-3m", "abc"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_are_exact_to_the_nanosecond() {
+        // A float would round these (found by fuzz/run: the rendering did not read back).
+        assert_eq!(
+            parse_duration("9223372036854775807s"),
+            Ok(Duration::from_secs(i64::MAX as u64))
+        );
+        assert_eq!(
+            parse_duration("9223372036854775807"),
+            Ok(Duration::from_secs(i64::MAX as u64))
+        );
+        assert_eq!(
+            parse_duration("18446744073709551615s"),
+            Ok(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            parse_duration("2.735552885ms"),
+            Ok(Duration::from_nanos(2_735_552))
+        );
+        assert_eq!(parse_duration("1.000000001s"), Ok(Duration::new(1, 1)));
+        assert_eq!(parse_duration(".5m"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1e3"), Ok(Duration::from_secs(1000)));
+        for bad in ["18446744073709551616s", "1.2.3s", ".s", "."] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
