@@ -22,11 +22,17 @@ fn size(s: Size) -> Value {
     }
 }
 
+/// Whole seconds as "90s", whole milliseconds as "1500ms", anything finer as exact decimal
+/// seconds ("0.0001s"): never rounded, or a short timeout would render as a refused "0s".
 fn duration(d: Duration) -> Value {
-    Value::String(if d.subsec_millis() == 0 {
+    let nanos = d.subsec_nanos();
+    Value::String(if nanos == 0 {
         format!("{}s", d.as_secs())
-    } else {
+    } else if nanos % 1_000_000 == 0 {
         format!("{}ms", d.as_millis())
+    } else {
+        let fraction = format!("{nanos:09}");
+        format!("{}.{}s", d.as_secs(), fraction.trim_end_matches('0'))
     })
 }
 
@@ -165,6 +171,26 @@ mod tests {
             let back =
                 parse(name, "rendered", &text).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
             assert_eq!(back, p, "{name}:\n{text}");
+        }
+    }
+
+    #[test]
+    fn durations_finer_than_a_millisecond_render_exactly() {
+        // Found by fuzz/run: "0.0001s" rendered as "0s", which a timeout refuses, and
+        // "2.735552885ms" as "2735ms".
+        for (timeout, rendered) in [
+            ("0.0001s", "0.0001s"),
+            ("2.735552885ms", "0.002735552s"),
+            ("1.5s", "1500ms"),
+            ("90s", "90s"),
+        ] {
+            let p = parse("t", "t", &format!("[limits]\ntimeout = \"{timeout}\"\n")).unwrap();
+            let text = p.to_toml();
+            assert!(
+                text.contains(&format!("timeout = \"{rendered}\"")),
+                "{timeout}: {text}"
+            );
+            assert_eq!(parse("t", "rendered", &text).unwrap(), p, "{timeout}");
         }
     }
 
