@@ -17,7 +17,8 @@ fn size(s: Size) -> Value {
                     return Value::String(format!("{}{unit}", b >> shift));
                 }
             }
-            Value::Integer(b as i64)
+            // TOML integers stop at i64::MAX; a size string takes any u64.
+            i64::try_from(b).map_or_else(|_| Value::String(b.to_string()), Value::Integer)
         }
     }
 }
@@ -192,6 +193,15 @@ mod tests {
             );
             assert_eq!(parse("t", "rendered", &text).unwrap(), p, "{timeout}");
         }
+    }
+
+    #[test]
+    fn a_size_beyond_a_toml_integer_renders_as_a_string() {
+        // Found by fuzz/run: 2^63 + 1 bytes rendered as a negative integer, which does not parse.
+        let p = parse("t", "t", "[limits]\nmemory = \"9223372036854775809\"\n").unwrap();
+        let text = p.to_toml();
+        assert!(text.contains("memory = \"9223372036854775809\""), "{text}");
+        assert_eq!(parse("t", "rendered", &text).unwrap(), p);
     }
 
     #[test]
