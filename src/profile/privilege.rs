@@ -243,14 +243,18 @@ fn lookup(file: &str, name: &str) -> Option<(u32, Option<u32>)> {
     })
 }
 
+/// The highest uid or gid: 4294967295 is (uid_t) -1, which setresuid(2) reads as "unchanged".
+const ID_MAX: u32 = u32::MAX - 1;
+
 fn id_or_name(
     src: &Source,
     v: &Spanned<toml::Value>,
     key: &str,
     file: &str,
 ) -> Result<(u32, Option<u32>), ProfileError> {
+    let out_of_range = || src.bad(v, key, format!("out of range: ids go from 0 to {ID_MAX}"));
     match v.get_ref() {
-        toml::Value::Integer(i) if (0..=u32::MAX as i64 - 1).contains(i) => {
+        toml::Value::Integer(i) if (0..=ID_MAX as i64).contains(i) => {
             let id = *i as u32;
             let primary = if file == "/etc/passwd" {
                 std::fs::read_to_string(file).ok().and_then(|t| {
@@ -268,7 +272,11 @@ fn id_or_name(
         }
         toml::Value::String(s) => {
             if let Ok(id) = s.parse::<u32>() {
-                return Ok((id, None));
+                return if id <= ID_MAX {
+                    Ok((id, None))
+                } else {
+                    Err(out_of_range())
+                };
             }
             lookup(file, s).ok_or_else(|| {
                 src.bad(
@@ -285,6 +293,7 @@ fn id_or_name(
                 )
             })
         }
+        toml::Value::Integer(_) => Err(out_of_range()),
         _ => Err(src.bad(v, key, "expected a name or a number".into())),
     }
 }
@@ -465,6 +474,31 @@ mod tests {
         assert_eq!(capability_number("cap_sys_admin"), Some(21));
         assert_eq!(capability_number("CHECKPOINT_RESTORE"), Some(40));
         assert_eq!(capability_number("FLY"), None);
+    }
+
+    #[test]
+    fn the_id_that_means_unchanged_is_refused_however_it_is_written() {
+        // Found by fuzz/run: "4294967295" was taken as a uid, and rendered as an integer that
+        // was refused.
+        for text in [
+            "[security]\nuser = \"4294967295\"\n",
+            "[security]\nuser = 4294967295\n",
+            "[security]\ngroup = \"4294967295\"\n",
+            "[security]\nuser = -1\n",
+        ] {
+            let e = super::super::parse("t", "t.toml", text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("out of range: ids go from 0 to 4294967294"),
+                "{text}: {e}"
+            );
+        }
+        let p = super::super::parse("t", "t.toml", "[security]\nuser = \"4294967294\"\n").unwrap();
+        assert_eq!(
+            (p.security.user, p.security.group),
+            (Some(ID_MAX), Some(ID_MAX))
+        );
     }
 
     #[test]
