@@ -439,13 +439,16 @@ pub(super) fn rlimits(src: &Source, raw: &RawRlimits) -> Result<Rlimits, Profile
         let Some(v) = v else { continue };
         let key = which.key();
         let value = match which {
+            // At least a second, however it is written (the duration form always rounded up to
+            // 1 s), so both spellings, and the rendering, mean the same limit.
             Rlimit::Cpu => match v.get_ref() {
                 toml::Value::String(s) => {
                     let d = parse_duration(s).map_err(|m| src.bad(v, key, m))?;
-                    d.as_secs().max(1)
+                    d.as_secs()
                 }
                 _ => src.uint(v, key)?,
-            },
+            }
+            .max(1),
             Rlimit::Fsize | Rlimit::Core => match src.size(v, key)? {
                 Size::Bytes(b) => b,
                 Size::Max => libc::RLIM_INFINITY,
@@ -499,6 +502,15 @@ mod tests {
             (p.security.user, p.security.group),
             (Some(ID_MAX), Some(ID_MAX))
         );
+    }
+
+    #[test]
+    fn an_rlimit_cpu_of_zero_is_one_second_however_it_is_written() {
+        // Found by fuzz/run: `cpu = 0` kept 0, rendered as "0s", which reads back as 1 s.
+        for text in ["[rlimits]\ncpu = 0\n", "[rlimits]\ncpu = \"0s\"\n"] {
+            let p = super::super::parse("t", "t.toml", text).unwrap();
+            assert_eq!(p.rlimits.limits, [(Rlimit::Cpu, 1)], "{text}");
+        }
     }
 
     #[test]
