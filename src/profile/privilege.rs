@@ -481,8 +481,8 @@ mod tests {
 
     #[test]
     fn the_id_that_means_unchanged_is_refused_however_it_is_written() {
-        // Found by fuzz/run: "4294967295" was taken as a uid, and rendered as an integer that
-        // was refused.
+        // "4294967295" was taken as a uid, and rendered as an integer that was refused (the fuzz
+        // target's round trip reports it).
         for text in [
             "[security]\nuser = \"4294967295\"\n",
             "[security]\nuser = 4294967295\n",

@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn a_duration_too_long_to_hold_is_refused_not_a_panic() {
-        // Each part fits in a Duration; their sum does not (found by fuzz/run).
+        // Each part fits in a Duration; their sum does not (a panic the fuzz target reports).
         let e = parse_duration("10000000000000000000s10000000000000000000s").unwrap_err();
         assert!(e.contains("is not a duration"), "{e}");
     }
