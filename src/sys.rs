@@ -248,15 +248,17 @@ fn poll_one(fd: RawFd, events: libc::c_short, timeout: Option<Duration>) -> bool
 pub fn random_id_bytes() -> io::Result<[u8; 16]> {
     const GRND_INSECURE: libc::c_uint = 0x0004;
     let mut buf = [0u8; 16];
-    // SAFETY: the buffer is valid for writes of its length.
+    // SAFETY: the buffer is valid for writes of its length. The raw system call, not the libc
+    // wrapper: a static musl build resolves `getrandom` weakly, to null.
     let n = unsafe {
-        libc::getrandom(
+        libc::syscall(
+            libc::SYS_getrandom,
             buf.as_mut_ptr() as *mut libc::c_void,
             buf.len(),
             GRND_INSECURE,
         )
     };
-    if n == buf.len() as isize {
+    if n == buf.len() as libc::c_long {
         return Ok(buf);
     }
     use std::io::Read;
@@ -699,11 +701,11 @@ pub mod child {
         req.ifr_name[1] = b'o' as libc::c_char;
         // SAFETY: the ioctls read and write the ifreq we own.
         let r = unsafe {
-            if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) < 0 {
+            if libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) < 0 {
                 -1
             } else {
                 req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-                libc::ioctl(fd, libc::SIOCSIFFLAGS, &req)
+                libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &req)
             }
         };
         let e = errno();

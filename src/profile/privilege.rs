@@ -156,13 +156,15 @@ pub enum Rlimit {
 }
 
 impl Rlimit {
+    // glibc's RLIMIT_* are u32 already, musl's are c_int: the casts are for the musl build.
+    #[allow(clippy::unnecessary_cast)]
     pub fn resource(self) -> u32 {
         match self {
-            Rlimit::Nofile => libc::RLIMIT_NOFILE,
-            Rlimit::Core => libc::RLIMIT_CORE,
-            Rlimit::Cpu => libc::RLIMIT_CPU,
-            Rlimit::Fsize => libc::RLIMIT_FSIZE,
-            Rlimit::Nproc => libc::RLIMIT_NPROC,
+            Rlimit::Nofile => libc::RLIMIT_NOFILE as u32,
+            Rlimit::Core => libc::RLIMIT_CORE as u32,
+            Rlimit::Cpu => libc::RLIMIT_CPU as u32,
+            Rlimit::Fsize => libc::RLIMIT_FSIZE as u32,
+            Rlimit::Nproc => libc::RLIMIT_NPROC as u32,
         }
     }
 
