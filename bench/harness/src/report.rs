@@ -1,7 +1,8 @@
 //! The results table and the pass/fail lines, from the files `bench/run` collects in one
 //! directory:
 //!
-//! - `host.csv`: hyperfine's CSV export of the launch-overhead run on this machine
+//! - `host-1.json`, `host-2.json`, …: hyperfine's JSON exports of the launch-overhead rounds on
+//!   this machine (the same commands each round)
 //! - `info.txt`, `measures.txt`: `key value` lines (the machine; RSS, size, sigterm, teardown,
 //!   concurrent)
 //! - `systemd.csv`, `systemd.txt` (optional): the same hyperfine run inside the systemd VM
@@ -79,6 +80,54 @@ fn hyperfine_csv(text: &str) -> Result<Vec<Row>, String> {
         .collect()
 }
 
+/// Several hyperfine JSON exports of the same commands (rounds), merged: each command's times
+/// from every round pooled, then summarised, so that a slow moment of the machine is spread over
+/// all commands instead of landing on whichever one ran then.
+fn hyperfine_rounds(texts: &[String]) -> Result<(Vec<Row>, usize), String> {
+    let mut order: Vec<String> = Vec::new();
+    let mut times: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for text in texts {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("hyperfine JSON: {e}"))?;
+        for r in v["results"]
+            .as_array()
+            .ok_or("hyperfine JSON without results")?
+        {
+            let name = r["command"].as_str().ok_or("result without command")?;
+            let t = r["times"].as_array().ok_or("result without times")?;
+            if !times.contains_key(name) {
+                order.push(name.to_string());
+            }
+            times
+                .entry(name.to_string())
+                .or_default()
+                .extend(t.iter().filter_map(|x| x.as_f64()).map(|s| s * 1000.0));
+        }
+    }
+    let rows = order
+        .into_iter()
+        .map(|name| {
+            let mut t = times.remove(&name).unwrap_or_default();
+            t.sort_by(f64::total_cmp);
+            let n = t.len().max(1) as f64;
+            let mean = t.iter().sum::<f64>() / n;
+            let var = t.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+            let median = match t.len() {
+                0 => f64::NAN,
+                l if l % 2 == 1 => t[l / 2],
+                l => (t[l / 2 - 1] + t[l / 2]) / 2.0,
+            };
+            Row {
+                name,
+                median_ms: median,
+                mean_ms: mean,
+                stddev_ms: var.sqrt(),
+            }
+        })
+        .collect();
+    Ok((rows, texts.len()))
+}
+
 fn overhead_table(rows: &[Row]) -> String {
     let bare = rows.iter().find(|r| r.name == BARE).map(|r| r.median_ms);
     let mut out = String::from(
@@ -124,15 +173,26 @@ fn us(v: f64) -> String {
 pub fn print(dir: &Path) -> Result<(), String> {
     let info = keys(read(dir, "info.txt")?);
     let m = keys(read(dir, "measures.txt")?);
-    let host = hyperfine_csv(&read(dir, "host.csv")?.ok_or("no host.csv")?)?;
+    let mut rounds = Vec::new();
+    for i in 1.. {
+        match read(dir, &format!("host-{i}.json"))? {
+            Some(t) => rounds.push(t),
+            None => break,
+        }
+    }
+    if rounds.is_empty() {
+        return Err(format!("no host-1.json in {}", dir.display()));
+    }
+    let (host, nrounds) = hyperfine_rounds(&rounds)?;
     let get = |k: &str| info.get(k).map_or("?", String::as_str);
 
     let mut out = format!(
-        "### Launch overhead on the host\n\nLinux {}, {} CPUs, {}; hyperfine {} runs after {} warm-ups, `-N` (no shell). {}\n\n",
+        "### Launch overhead on the host\n\nLinux {}, {} CPUs, {}; hyperfine `-N` (no shell), {} runs of each command in {nrounds} rounds of {} (each after {} warm-ups), every command in every round, pooled. {}\n\n",
         get("kernel"),
         get("cpus"),
         get("cgroups"),
         get("runs"),
+        get("runs_per_round"),
         get("warmup"),
         get("cgexec"),
     );
@@ -224,7 +284,7 @@ pub fn print(dir: &Path) -> Result<(), String> {
         (
             default - bare <= 2.0,
             format!(
-                "default profile adds {:.2} ms median over the bare command (target: at most 2 ms)",
+                "default profile adds {:.3} ms median over the bare command (target: at most 2 ms)",
                 default - bare
             ),
         ),
@@ -232,7 +292,7 @@ pub fn print(dir: &Path) -> Result<(), String> {
             Some(c) => (
                 default < c,
                 format!(
-                    "default profile {default:.2} ms against cgexec {c:.2} ms median (target: faster than cgexec)"
+                    "default profile {default:.3} ms against cgexec {c:.3} ms median (target: faster than cgexec)"
                 ),
             ),
             None => (
@@ -243,7 +303,7 @@ pub fn print(dir: &Path) -> Result<(), String> {
         (
             all < bwrap,
             format!(
-                "every namespace {all:.2} ms against bwrap --unshare-all {bwrap:.2} ms median (target: faster than bwrap)"
+                "every namespace {all:.3} ms against bwrap --unshare-all {bwrap:.3} ms median (target: faster than bwrap)"
             ),
         ),
         (
