@@ -329,6 +329,15 @@ pub fn force_clean(env: &Env) {
     }
 }
 
+/// The state letter of process `pid` (R, S, D, T, …) while it still runs; None once it is gone
+/// or a zombie waiting for its reaper (either way it no longer runs).
+pub fn live_state(pid: i32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name is in parentheses and may itself contain spaces and parentheses.
+    let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+    (!matches!(state, 'Z' | 'X')).then_some(state)
+}
+
 /// Reaps orphans that were reparented to the suite (it is a child subreaper).
 pub fn reap() {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};

@@ -577,15 +577,8 @@ fn expect_gone(r: &Run) -> Result<(), String> {
         .trim()
         .parse()
         .map_err(|_| format!("daemonize output: {}", r.show()))?;
-    // Gone, or a zombie waiting for its reaper: either way it no longer runs.
-    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim().chars().next())
-        })
-        .flatten();
-    ensure(matches!(state, None | Some('Z')), || {
+    let state = layout::live_state(pid);
+    ensure(state.is_none(), || {
         format!(
             "daemonised grandchild {pid} still alive (state {state:?}) after synwire-run returned"
         )
@@ -851,11 +844,9 @@ fn gc_kill_outlived(env: &Env) -> Result<(), String> {
         || format!("gc --kill: exit {code}:\n{out}"),
     )?;
     layout::reap();
-    let alive = std::path::Path::new(&format!("/proc/{daemon}")).exists()
-        && !layout::read(std::path::Path::new(&format!("/proc/{daemon}/stat")))
-            .unwrap_or_default()
-            .contains(") Z ");
-    ensure(!alive, || format!("daemon {daemon} survived gc --kill"))?;
+    ensure(layout::live_state(daemon).is_none(), || {
+        format!("daemon {daemon} survived gc --kill")
+    })?;
     ensure(!env.path(&agent).exists(), || {
         format!("{agent} still exists after gc --kill")
     })

@@ -273,8 +273,9 @@ fn memory_bomb(env: &Env) -> Result<String, String> {
         let pid: i32 = pid
             .parse()
             .map_err(|_| format!("sleeper pid {pid:?}: {}", r.show()))?;
-        let running = Proc::read(pid).is_some_and(|p| !matches!(p.state, 'Z' | 'X'));
-        ensure(!running, || format!("sleeper {pid} survived the OOM kill"))?;
+        ensure(layout::live_state(pid).is_none(), || {
+            format!("sleeper {pid} survived the OOM kill")
+        })?;
     }
     Ok(format!(
         "oom_kills {kills}, peak {} MiB",
