@@ -386,18 +386,6 @@ fn launcher_sigkilled(env: &Env) -> Result<String, String> {
     ))
 }
 
-/// A pipe whose ends are close-on-exec, so no launch but the ones given a copy of the read end
-/// inherits either.
-fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd), String> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two descriptors into the array it is given.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("pipe2: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: two fresh descriptors that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// Reads a `/proc/meminfo` value in MiB.
 fn meminfo_mib(key: &str) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -415,7 +403,9 @@ fn parallel_200(env: &Env) -> Result<String, String> {
     const N: usize = 200;
     const PARALLEL_DEADLINE: Duration = Duration::from_secs(240);
     let code = |i: usize| (i % 100) as i32;
-    let (read_end, write_end) = pipe_cloexec()?;
+    // std's pipe is close-on-exec: no launch but the ones given a copy of the read end inherits
+    // either end.
+    let (read_end, write_end) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
     let t0 = Instant::now();
     let mut started: Vec<Result<Started, String>> = Vec::with_capacity(N);
     for i in 0..N {
