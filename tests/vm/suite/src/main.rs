@@ -20,7 +20,8 @@ mod torture_tests;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: synwire-vmtest suite --layout unified|hybrid [--filter S]
+const USAGE: &str =
+    "usage: synwire-vmtest suite --layout unified|hybrid [--filter S] | torture-rows
        synwire-vmtest hog MIB | forkbomb | sleepers N | spin SECS | trap-term | trap-signals
        synwire-vmtest ignore-term | daemonize | count-int | ifaces | on-tty PTS -- CMD...
        synwire-vmtest as-user UID GID CGROUP -- CMD... | in-cgroup CGROUP -- CMD...
@@ -30,6 +31,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("suite") => return suite(&args[1..]),
+        Some("torture-rows") => {
+            torture_rows();
+            Ok(())
+        }
         Some("hog") => helpers::hog(&args[1..]),
         Some("forkbomb") => helpers::forkbomb(),
         Some("sleepers") => helpers::sleepers(&args[1..]),
@@ -54,6 +59,16 @@ fn main() -> ExitCode {
             eprintln!("synwire-vmtest: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// The torture rows, one name a line in the table's order: tests/vm/run runs this on the host to
+/// know which rows every kernel's log must have.
+fn torture_rows() {
+    let mut rows = Vec::new();
+    torture_tests::add_all(&mut rows);
+    for (name, _) in rows {
+        println!("{}", name.trim_start_matches("torture/"));
     }
 }
 

@@ -16,7 +16,8 @@ use crate::harness::{
 use crate::layout::{self, Env};
 use crate::tests::{gc_from, launcher_killed, note, root, run_timed_out, wait_no_procs, TestFn};
 
-/// The rows, in the order of the table; tests/vm/run lists the same names.
+/// The rows, in the order of the table (`synwire-vmtest torture-rows` lists them for
+/// tests/vm/run).
 pub fn add_all(t: &mut Vec<(String, TestFn)>) {
     row(t, "memory-bomb", memory_bomb);
     row(t, "fork-bomb", fork_bomb);
