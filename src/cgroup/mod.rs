@@ -4,6 +4,7 @@
 
 pub mod delegate;
 pub mod discover;
+pub mod room;
 pub mod stats;
 
 use std::fs;
@@ -60,6 +61,15 @@ pub enum CgroupError {
     },
     #[error("cannot enable the {controller} controller in {}: that cgroup has processes of its own, and cgroup v2 lets only cgroups without processes pass controllers down; run synwire-run from a cgroup below it (a leaf) or pass --cgroup-parent to a cgroup without processes", path.display())]
     InternalProcesses { controller: String, path: PathBuf },
+    #[error("cannot move {who} out of {} into {}: {source}; cgroup v2 lets only a cgroup without processes pass controllers down, and synwire-run may not move this one. Start synwire-run with `exec` (in a unit's start script: `exec synwire-run …`; in a container: make it the entrypoint or `exec` it), move the process yourself (`echo PID > {}/cgroup.procs`), or pass --cgroup-parent to a cgroup without processes", dir.display(), leaf.display(), leaf.display())]
+    ProcessesInTheWay {
+        dir: PathBuf,
+        leaf: PathBuf,
+        who: String,
+        source: io::Error,
+    },
+    #[error("cannot {op} {}: the cgroup2 file system is mounted read-only here (a container's default); mount /sys/fs/cgroup read-write in the container (docker/podman: --cgroupns=private with --privileged or a rw cgroup mount; OCI config.json: drop \"ro\" from the /sys/fs/cgroup mount), or run with --allow-degraded", path.display())]
+    ReadOnly { op: &'static str, path: PathBuf },
     #[error("cannot set {} to {value}: {source}; {fix}", path.display())]
     Limit {
         path: PathBuf,
@@ -79,7 +89,12 @@ pub enum CgroupError {
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CgroupError + 'a {
     move |source| {
-        if source.kind() == ErrorKind::PermissionDenied {
+        if source.raw_os_error() == Some(libc::EROFS) {
+            CgroupError::ReadOnly {
+                op,
+                path: path.to_path_buf(),
+            }
+        } else if source.kind() == ErrorKind::PermissionDenied {
             CgroupError::NotDelegated {
                 op,
                 path: path.to_path_buf(),
@@ -246,7 +261,8 @@ impl AgentCgroup {
         h: &Hierarchy,
         req: &Request,
     ) -> Result<(AgentCgroup, Vec<Unenforced>), CgroupError> {
-        let mut nest = false;
+        // The cgroup whose processes must move into a leaf of it first, and that leaf.
+        let mut room: Option<(String, &str)> = None;
         let (parent_rel, levels): (String, Vec<String>) = match req.parent {
             Some(p) => {
                 let p = discover::normalise(p).ok_or_else(|| CgroupError::BadParent(p.into()))?;
@@ -254,9 +270,17 @@ impl AgentCgroup {
             }
             None => {
                 let parent = match h.placement() {
+                    // The root of a container's cgroup namespace: we (and whatever runs beside
+                    // us) move into `init`; the host's real root needs no room.
+                    delegate::Placement::Parent(p)
+                        if h.own == "/" && room::is_namespace_root(&h.mount) =>
+                    {
+                        room = Some((p.clone(), room::NS_ROOT_LEAF));
+                        p
+                    }
                     delegate::Placement::Parent(p) => p,
                     delegate::Placement::Nest(own) => {
-                        nest = true;
+                        room = Some((own.clone(), delegate::SUPERVISOR_LEAF));
                         own
                     }
                     delegate::Placement::Refuse { own, parent } => {
@@ -330,14 +354,12 @@ impl AgentCgroup {
             .map(|(c, _)| *c)
             .collect();
 
-        if nest {
-            // Our own cgroup is delegated to us: leave it for a leaf of ours, so that it may pass
-            // controllers down (cgroup v2 lets only cgroups without processes do that).
-            let sup = h.path(&delegate::supervisor(&h.own));
-            mkdir(&sup)?;
-            let procs = sup.join("cgroup.procs");
-            write_file(&procs, "0").map_err(io_err("write", &procs))?;
-            tracing::debug!("delegated unit: moved into {}", sup.display());
+        if let Some((cg, leaf)) = room {
+            // Our own cgroup is ours to arrange (a delegated unit, a container's root): leave it
+            // for a leaf, with whatever else runs there, so that it may pass controllers down.
+            let dir = h.path(&cg);
+            room::clear(&dir, leaf)?;
+            tracing::debug!("moved into {}", dir.join(leaf).display());
         }
         for (i, level) in levels.iter().enumerate() {
             let dir = h.path(level);

@@ -523,3 +523,78 @@ pub fn bind(args: &[String]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `container [--orchestrate] -- CMD...`: plays a container runtime for the process already moved
+/// into the container's cgroup (by `in-cgroup`): a new cgroup namespace whose root is that
+/// cgroup, a private mount namespace with cgroup2 mounted read-write at /sys/fs/cgroup (as crun
+/// and runc do), then CMD as the entrypoint (exec). With `--orchestrate` it stays beside CMD, as
+/// an orchestrator or shell in the container's cgroup would, with a sidecar process of its own:
+/// it runs CMD, then prints `orchestrator 0::…` and `sidecar 0::…` (their cgroups as the
+/// container sees them), ends the sidecar and exits with CMD's status.
+pub fn container(args: &[String]) -> Result<(), String> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    use nix::sched::{unshare, CloneFlags};
+    let (pre, cmd) = split_cmd(args)?;
+    let orchestrate = match pre {
+        [] => false,
+        [o] if o == "--orchestrate" => true,
+        _ => return Err("usage: container [--orchestrate] -- CMD...".into()),
+    };
+    unshare(CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("unshare: {e}"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("make / private: {e}"))?;
+    umount2("/sys/fs/cgroup", MntFlags::MNT_DETACH).map_err(|e| format!("umount: {e}"))?;
+    mount(
+        Some("cgroup2"),
+        "/sys/fs/cgroup",
+        Some("cgroup2"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| format!("mount cgroup2: {e}"))?;
+    if !orchestrate {
+        return exec(cmd);
+    }
+    let own_line = || {
+        std::fs::read_to_string("/proc/self/cgroup")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("0::"))
+            .unwrap_or("?")
+            .to_string()
+    };
+    // The sidecar waits for EOF on a pipe: it ends when we close our end, whatever happens.
+    let (r, w) = unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: the suite's helpers are single-threaded here; the child only reads and exits.
+    let sidecar = match unsafe { unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            drop(w);
+            let mut buf = [0u8; 1];
+            let _ = File::from(r).read(&mut buf);
+            // SAFETY: _exit ends the forked child without running the parent's atexit handlers.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(r);
+    let status = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .status()
+        .map_err(|e| format!("run {}: {e}", cmd[0]))?;
+    say(&format!("orchestrator {}", own_line()));
+    let side = std::fs::read_to_string(format!("/proc/{sidecar}/cgroup")).unwrap_or_default();
+    say(&format!(
+        "sidecar {}",
+        side.lines().find(|l| l.starts_with("0::")).unwrap_or("?")
+    ));
+    drop(w);
+    let _ = nix::sys::wait::waitpid(sidecar, None);
+    std::process::exit(status.code().unwrap_or(125));
+}

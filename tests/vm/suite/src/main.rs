@@ -13,6 +13,7 @@ mod helpers;
 mod landlock_tests;
 mod layout;
 mod ns_tests;
+mod room_tests;
 mod sec_tests;
 mod systemd_sim_tests;
 mod tests;
@@ -25,7 +26,8 @@ const USAGE: &str =
        synwire-vmtest hog MIB | forkbomb | sleepers N | spin SECS | trap-term | trap-signals
        synwire-vmtest ignore-term | daemonize | count-int | ifaces | on-tty PTS -- CMD...
        synwire-vmtest as-user UID GID CGROUP -- CMD... | in-cgroup CGROUP -- CMD...
-       synwire-vmtest prep [--fds N,...] [--groups G,...] -- CMD... | fds | bind PORT";
+       synwire-vmtest prep [--fds N,...] [--groups G,...] -- CMD... | fds | bind PORT
+       synwire-vmtest container [--orchestrate] -- CMD...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Some("prep") => helpers::prep(&args[1..]),
         Some("fds") => helpers::fds(),
         Some("bind") => helpers::bind(&args[1..]),
+        Some("container") => helpers::container(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {
