@@ -7,7 +7,7 @@
 # The agent's report: its cgroup line, its memory.max and pids.max, and its launcher's cgroup.
 room_agent='l=$(grep ^0:: /proc/self/cgroup); echo "agent $l"; c=/sys/fs/cgroup${l#0::};
 echo "memory.max $(cat $c/memory.max)"; echo "pids.max $(cat $c/pids.max)";
-echo "launcher $(grep ^0:: /proc/$PPID/cgroup)"'
+echo "launcher $(grep ^0:: /proc/$PPID/cgroup)"; echo "ceiling $(cat /sys/fs/cgroup/memory.max)"'
 
 # make_bundle DIR ENTRYPOINT-JSON: a busybox rootfs with synwire-run at /synwire-run and an OCI
 # config whose process.args is ENTRYPOINT-JSON (a JSON array), 768 MiB memory limit.
@@ -62,6 +62,7 @@ check_container() {
     grep -qx 'memory.max 536870912' <<<"$out" || err+="memory.max is not small's 512 MiB; "
     grep -qx 'pids.max 64' <<<"$out" || err+="pids.max is not small's 64; "
     grep -qx 'launcher 0::/init' <<<"$out" || err+="synwire-run did not run from /init; "
+    grep -qx 'ceiling 805306368' <<<"$out" || err+="the container's own memory.max (its root) is not the runtime's 768 MiB; "
     if [[ $orch == 1 ]]; then
         grep -qx 'orchestrator 0::/init' <<<"$out" || err+="the container's shell was not moved into /init; "
         grep -qx 'sidecar 0::/init' <<<"$out" || err+="the sidecar was not moved into /init; "
@@ -96,7 +97,8 @@ echo "sidecar $(grep ^0:: /proc/$side/cgroup)"
 kill $side
 exit $rc
 EOF
-    out=$(cd "$b" && timeout 120 "$rt" --systemd-cgroup run --bundle "$b" "$id" 2>&1)
+    # --no-pivot: the VM's root is the initramfs, which pivot_root(2) refuses (EINVAL).
+    out=$(cd "$b" && timeout 120 "$rt" --systemd-cgroup run --no-pivot --bundle "$b" "$id" 2>&1)
     rc=$?
     "$rt" delete -f "$id" >/dev/null 2>&1
     check_container "$name" "$rt" "$out" "$rc" "$orch"
@@ -111,8 +113,12 @@ EOF
 # <unit>/synwire/agents/<uuid>, and the script sees synwire-run's exit status.
 t_start_script() {
     local name=delegated-start-script-without-exec out rc err=""
-    out=$(timeout 120 systemd-run --quiet --wait --pipe -p Delegate=yes /bin/sh -c \
-        '/usr/bin/synwire-run -v -q --profile small -- /bin/sh -c "cat /proc/self/cgroup; echo shell \$(grep ^0:: /proc/$$/cgroup)"; echo after=$?' 2>&1)
+    # A script file: systemd-run would expand $ on its command line.
+    cat >/tmp/start-script.sh <<'EOF'
+/usr/bin/synwire-run -v -q --profile small -- /bin/sh -c "cat /proc/self/cgroup; echo shell \$(grep ^0:: /proc/$$/cgroup)"
+echo after=$?
+EOF
+    out=$(timeout 120 systemd-run --quiet --wait --pipe -p Delegate=yes /bin/sh /tmp/start-script.sh 2>&1)
     rc=$?
     echo "$out" | note
     [[ $rc == 0 ]] || err+="exit $rc; "
