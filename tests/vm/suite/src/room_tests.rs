@@ -137,8 +137,10 @@ fn container(env: &Env, spawn: Spawn, orchestrate: bool) -> Result<(), String> {
     })?;
     let agents = env.path(&format!("{}/synwire/agents", c.cg));
     let left = std::fs::read_dir(&agents)
-        .map(|d| d.count())
-        .map_err(|e| format!("{}: {e}", agents.display()))?;
+        .map_err(|e| format!("{}: {e}", agents.display()))?
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .count();
     ensure(left == 0, || {
         format!("{left} agent cgroup(s) left in {}", agents.display())
     })
