@@ -598,3 +598,65 @@ pub fn container(args: &[String]) -> Result<(), String> {
     let _ = nix::sys::wait::waitpid(sidecar, None);
     std::process::exit(status.code().unwrap_or(125));
 }
+
+/// `deny-clone3 ERRNO -- CMD...`: installs a seccomp filter that fails clone3(2) with ERRNO (a
+/// number: 38 ENOSYS, 1 EPERM as container runtimes' profiles do, 7 E2BIG as a kernel older than
+/// CLONE_INTO_CGROUP answers), then execs CMD, which inherits it. Everything else is allowed.
+pub fn deny_clone3(args: &[String]) -> Result<(), String> {
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const NR_CLONE3: u32 = 435;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_ERRNO: u32 = 0x0005_0000;
+    let (pre, cmd) = split_cmd(args)?;
+    let [errno] = pre else {
+        return Err("usage: deny-clone3 ERRNO -- CMD...".into());
+    };
+    let errno: u32 = errno.parse().map_err(|_| format!("bad errno {errno}"))?;
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let ld = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    // struct seccomp_data: nr at 0, arch at 4.
+    let filter = [
+        stmt(ld, 4),
+        jeq(AUDIT_ARCH_X86_64, 0, 3),
+        stmt(ld, 0),
+        jeq(NR_CLONE3, 0, 1),
+        stmt(ret, RET_ERRNO | (errno & 0xffff)),
+        stmt(ret, RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes plain integers; PR_SET_SECCOMP reads `prog`, which points
+    // at `filter`, both alive for the call.
+    let r = unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            -1
+        } else {
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+            )
+        }
+    };
+    if r != 0 {
+        return Err(format!(
+            "seccomp filter: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    exec(cmd)
+}

@@ -8,6 +8,7 @@
 //! as agent commands.
 
 mod escape_tests;
+mod fallback_tests;
 mod harness;
 mod helpers;
 mod landlock_tests;
@@ -27,7 +28,7 @@ const USAGE: &str =
        synwire-vmtest ignore-term | daemonize | count-int | ifaces | on-tty PTS -- CMD...
        synwire-vmtest as-user UID GID CGROUP -- CMD... | in-cgroup CGROUP -- CMD...
        synwire-vmtest prep [--fds N,...] [--groups G,...] -- CMD... | fds | bind PORT
-       synwire-vmtest container [--orchestrate] -- CMD...";
+       synwire-vmtest container [--orchestrate] -- CMD... | deny-clone3 ERRNO -- CMD...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
         Some("fds") => helpers::fds(),
         Some("bind") => helpers::bind(&args[1..]),
         Some("container") => helpers::container(&args[1..]),
+        Some("deny-clone3") => helpers::deny_clone3(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {

@@ -100,6 +100,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     crate::systemd_sim_tests::add_all(&mut t);
     crate::torture_tests::add_all(&mut t);
     crate::room_tests::add_all(&mut t);
+    crate::fallback_tests::add_all(&mut t);
     t
 }
 
