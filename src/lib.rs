@@ -166,13 +166,22 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         oom_events: cgroup.as_ref().and_then(AgentCgroup::memory_events),
         oom_policy: profile.limits.oom_policy,
     };
+    let cpu_at_start = sys::own_cpu_us();
     let exit = supervise::supervise(&child, &signals, watch, start);
+    let cpu_at_exit = sys::own_cpu_us();
     stats.wall_time_us = exit.ended.duration_since(start).as_micros() as u64;
     let (cg, leftovers) = match cgroup.as_mut() {
         Some(cg) => teardown(cg),
         None => (CgroupStats::default(), None),
     };
     drop(cgroup);
+    // synwire-run's own cost, by phase: it should stay in milliseconds whatever the agent does.
+    tracing::debug!(
+        "own CPU: {} µs to start the agent, {} µs supervising, {} µs in teardown",
+        cpu_at_start,
+        cpu_at_exit - cpu_at_start,
+        sys::own_cpu_us() - cpu_at_exit
+    );
 
     stats.leftover_processes = leftovers;
     let rusage_cpu = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;

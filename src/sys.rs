@@ -487,6 +487,16 @@ pub fn deliver_to_self(sig: i32) {
     let _ = sigprocmask(libc::SIG_BLOCK, one);
 }
 
+/// This process's own CPU time so far (getrusage RUSAGE_SELF, user + system), in microseconds.
+pub fn own_cpu_us() -> u64 {
+    // SAFETY: rusage is plain data; zeroed is a valid value.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer for the duration of the call.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut r) };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    us(r.ru_utime) + us(r.ru_stime)
+}
+
 /// poll(2) on several descriptors, up to `timeout` (None: forever); the number ready.
 pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> usize {
     let ms = timeout.map_or(-1, |t| {
