@@ -35,6 +35,11 @@ pub fn add_all(t: &mut Vec<(String, TestFn)>) {
         Box::new(|e| others_forwarded(e, true)),
     );
     add("stop-signal-alrm/pid", Box::new(stop_signal_alrm_pid));
+    add("agent-mask-empty", Box::new(|e| agent_mask_empty(e, false)));
+    add(
+        "agent-mask-empty/pid",
+        Box::new(|e| agent_mask_empty(e, true)),
+    );
     for (name, sig) in [
         ("term", libc::SIGTERM),
         ("int", libc::SIGINT),
@@ -141,6 +146,26 @@ fn stop_signal_alrm_pid(env: &Env) -> Result<(), String> {
     let wall = r.stat_u64("wall_time_us")?;
     ensure(wall < 40_000_000, || {
         format!("wall {wall} µs: the agent was killed at the end of the grace period")
+    })
+}
+
+/// synwire-run blocks every signal but the synchronous ones (real-time ones and the C library's
+/// reserved 32 and 33 too); the agent gets back the mask synwire-run started with, empty here,
+/// and no ignored signal (Rust's runtime ignores SIGPIPE in synwire-run).
+fn agent_mask_empty(env: &Env, pid_ns: bool) -> Result<(), String> {
+    let mut args = vec!["-q"];
+    if pid_ns {
+        args.extend(["--unshare", "pid"]);
+    }
+    args.extend(["--", "grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"]);
+    let r = run(env, &root(env), Spawn::Clone3, &args)?;
+    r.expect_code(0)?;
+    let want = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000";
+    ensure(r.stdout.trim_end() == want, || {
+        format!(
+            "the agent's signal masks: {:?}, expected {want:?}",
+            r.stdout
+        )
     })
 }
 
