@@ -1,5 +1,6 @@
-//! While the agent runs: signals in (read synchronously from a signalfd, never in a handler),
-//! forwarding out through the pidfd, reaping, and the timeout with its grace period.
+//! While the agent runs: signals in (every one but the synchronous ones, blocked and read
+//! synchronously from a signalfd, never in a handler), forwarding out through the pidfd, reaping,
+//! the timeout with its grace period, and the OOM policy (memory.events, polled for POLLPRI).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};

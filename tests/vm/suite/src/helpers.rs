@@ -124,7 +124,8 @@ pub fn trap_term() -> Result<(), String> {
     }
 }
 
-/// The signals synwire-run forwards, SIGTERM last.
+/// The usual signals synwire-run forwards, SIGTERM last (it forwards every signal the agent can
+/// receive: `trap-any` and signal_tests.rs cover the others).
 pub const FORWARDED: [Signal; 7] = [
     Signal::SIGHUP,
     Signal::SIGINT,

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::harness::{ensure, run, start, Run, Spawn, Started, SIGNALED, VMTEST};
-use crate::layout::Env;
+use crate::harness::{ensure, run, start, Caller, Run, Spawn, Started, SIGNALED, VMTEST};
+use crate::layout::{self, Env};
 use crate::tests::{root, TestFn};
 use crate::torture_tests::{leak_check, Snapshot};
 
@@ -35,6 +35,7 @@ pub fn add_all(t: &mut Vec<(String, TestFn)>) {
         Box::new(|e| others_forwarded(e, true)),
     );
     add("stop-signal-alrm/pid", Box::new(stop_signal_alrm_pid));
+    add("ctrl-z-stops-both", Box::new(ctrl_z_stops_both));
     add("agent-mask-empty", Box::new(|e| agent_mask_empty(e, false)));
     add(
         "agent-mask-empty/pid",
@@ -147,6 +148,77 @@ fn stop_signal_alrm_pid(env: &Env) -> Result<(), String> {
     ensure(wall < 40_000_000, || {
         format!("wall {wall} µs: the agent was killed at the end of the grace period")
     })
+}
+
+/// Polls (10 ms apart, up to 10 s) until `pred` holds for the states of `pids`.
+fn wait_states(pids: &[i32], pred: impl Fn(Option<char>) -> bool) -> Vec<Option<char>> {
+    let mut states = Vec::new();
+    for _ in 0..1000 {
+        states = pids.iter().map(|p| layout::live_state(*p)).collect();
+        if states.iter().all(|s| pred(*s)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    states
+}
+
+/// Job control still works although synwire-run blocks SIGTSTP: ^Z on the terminal stops the
+/// agent and synwire-run (the shell sees its job stopped), SIGCONT to the job resumes both, and
+/// a SIGTERM then ends both, synwire-run by that SIGTERM: the shell sees 143.
+fn ctrl_z_stops_both(env: &Env) -> Result<(), String> {
+    let pty = crate::helpers::Pty::open()?;
+    let caller = Caller {
+        cgroup: env.caller.clone(),
+        uid: None,
+        tty: Some(pty.slave.clone()),
+        cwd: None,
+    };
+    let mut s = start(
+        env,
+        &caller,
+        Spawn::Clone3,
+        &["-q", "--", "sh", "-c", "echo $$; exec sleep 1000"],
+    )?;
+    let agent: Option<i32> = s.read_line().ok().and_then(|l| l.parse().ok());
+    let procs = layout::read(&env.path(&env.caller).join("cgroup.procs"))?;
+    let synwire: Vec<i32> = procs
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    let mut problems = Vec::new();
+    if let (Some(agent), [launcher]) = (agent, synwire.as_slice()) {
+        let both = [*launcher, agent];
+        pty.write(b"\x1a")?;
+        let stopped = wait_states(&both, |s| s == Some('T'));
+        if stopped.iter().any(|s| *s != Some('T')) {
+            problems.push(format!(
+                "after ^Z: synwire-run and agent in states {stopped:?}, not stopped"
+            ));
+        }
+        // What `fg` does: SIGCONT to the job's process group.
+        // SAFETY: kill(2) with integer arguments.
+        unsafe { libc::kill(-launcher, libc::SIGCONT) };
+        let resumed = wait_states(&both, |s| s.is_some_and(|c| c != 'T'));
+        if resumed.iter().any(|s| !s.is_some_and(|c| c != 'T')) {
+            problems.push(format!("after SIGCONT: states {resumed:?}, not running"));
+        }
+        // SAFETY: kill(2) with integer arguments.
+        unsafe { libc::kill(*launcher, libc::SIGTERM) };
+    } else {
+        problems.push(format!("agent pid {agent:?}, synwire-run {synwire:?}"));
+        for p in &synwire {
+            // SAFETY: kill(2) with integer arguments.
+            unsafe { libc::kill(*p, libc::SIGKILL) };
+        }
+    }
+    let r = s.finish();
+    drop(pty);
+    ensure(problems.is_empty(), || {
+        format!("{}; {}", problems.join("; "), r.show())
+    })?;
+    // on-tty, the shell here, reports a job killed by signal N as 128+N.
+    r.expect_code(128 + libc::SIGTERM)
 }
 
 /// synwire-run blocks every signal but the synchronous ones (real-time ones and the C library's
