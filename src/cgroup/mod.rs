@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::profile::Limits;
 use discover::{join, Mounts};
 
-pub use stats::CgroupStats;
+pub use stats::{CgroupStats, EventsFile};
 
 /// Where agents go below the parent.
 pub const AGENTS_SUBDIR: &str = "synwire/agents";
@@ -515,6 +515,17 @@ impl AgentCgroup {
         wait_dir_empty(&self.dir, limit)
     }
 
+    /// memory.events, open and armed for POLLPRI; None without the memory controller.
+    pub fn memory_events(&self) -> Option<EventsFile> {
+        if !self.has(Controller::Memory) {
+            return None;
+        }
+        let path = self.dir.join("memory.events");
+        EventsFile::open(&path)
+            .inspect_err(|e| tracing::debug!("cannot watch {}: {e}", path.display()))
+            .ok()
+    }
+
     pub fn stats(&self) -> CgroupStats {
         CgroupStats::read(&self.dir, self)
     }
@@ -594,22 +605,23 @@ pub fn kill_dir(dir: &Path) -> Result<(), CgroupError> {
 }
 
 /// Waits until the cgroup at `dir` is empty, up to `limit`, reaping our own children meanwhile.
-/// cgroup.events signals a change with POLLPRI; it is re-read at least every 20 ms.
+/// cgroup.events signals a change with POLLPRI (read through the same descriptor, see
+/// [`EventsFile`]); it is re-read at least every 100 ms, for children of ours to reap.
 pub fn wait_dir_empty(dir: &Path, limit: Duration) -> Result<bool, CgroupError> {
     let start = Instant::now();
-    let events = dir.join("cgroup.events");
-    let file = fs::File::open(&events).map_err(io_err("open", &events))?;
+    let path = dir.join("cgroup.events");
+    let mut events = EventsFile::open(&path).map_err(io_err("open", &path))?;
     loop {
         crate::sys::reap_any();
-        let text = fs::read_to_string(&events).map_err(io_err("read", &events))?;
-        if stats::key_value(&text, "populated") == Some(0) {
+        let text = events.read().map_err(io_err("read", &path))?;
+        if stats::key_value(text, "populated") == Some(0) {
             return Ok(true);
         }
         let left = limit.saturating_sub(start.elapsed());
         if left.is_zero() {
             return Ok(false);
         }
-        crate::sys::poll_pri(file.as_raw_fd(), left.min(Duration::from_millis(20)));
+        crate::sys::poll_pri(events.fd(), left.min(Duration::from_millis(100)));
     }
 }
 

@@ -124,7 +124,8 @@ pub fn trap_term() -> Result<(), String> {
     }
 }
 
-/// The signals synwire-run forwards, SIGTERM last.
+/// The usual signals synwire-run forwards, SIGTERM last (it forwards every signal the agent can
+/// receive: `trap-any` and signal_tests.rs cover the others).
 pub const FORWARDED: [Signal; 7] = [
     Signal::SIGHUP,
     Signal::SIGINT,
@@ -659,4 +660,77 @@ pub fn deny_clone3(args: &[String]) -> Result<(), String> {
         ));
     }
     exec(cmd)
+}
+
+/// `trap-any [EXIT_SIG]`: blocks every signal it can, prints `ready`, then `got N` (the number)
+/// for each signal it receives, real-time ones included; exits 42 after EXIT_SIG (default 15).
+pub fn trap_any(args: &[String]) -> Result<(), String> {
+    let exit_sig: i32 = if args.is_empty() {
+        libc::SIGTERM
+    } else {
+        parse(args, "EXIT_SIG")?
+    };
+    // sigfillset leaves out the C library's own signals (32, 33), as a program's mask does.
+    let set = SigSet::all();
+    set.thread_block()
+        .map_err(|e| format!("sigprocmask: {e}"))?;
+    say("ready");
+    loop {
+        // SAFETY: siginfo_t is plain data; sigwaitinfo fills it from a valid set.
+        let sig = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::sigwaitinfo(set.as_ref(), &mut info)
+        };
+        if sig < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("sigwaitinfo: {e}"));
+        }
+        say(&format!("got {sig}"));
+        if sig == exit_sig {
+            std::process::exit(42);
+        }
+    }
+}
+
+/// `oom-parent MIB [exit]`: makes itself OOM-immune (oom_score_adj -1000, as stress-ng's parent
+/// does), forks a child that takes back an ordinary score and allocates MIB mebibytes, prints
+/// `ready` and then how the child ended. With `exit` it then exits 0; without, it sleeps forever,
+/// so only something that kills the whole agent ends it.
+pub fn oom_parent(args: &[String]) -> Result<(), String> {
+    let mib: usize = parse(args, "MIB")?;
+    let then_exit = args.get(1).is_some_and(|a| a == "exit");
+    std::fs::write("/proc/self/oom_score_adj", "-1000")
+        .map_err(|e| format!("oom_score_adj -1000: {e}"))?;
+    say("ready");
+    // SAFETY: single-threaded; the child runs ordinary code, as after any fork of a
+    // single-threaded program.
+    match unsafe { unistd::fork() } {
+        Ok(ForkResult::Child) => {
+            let _ = std::fs::write("/proc/self/oom_score_adj", "0");
+            let r = hog(&[mib.to_string()]);
+            std::process::exit(if r.is_ok() { 0 } else { 2 });
+        }
+        Ok(ForkResult::Parent { child }) => {
+            use nix::sys::wait::{waitpid, WaitStatus};
+            let how = loop {
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, c)) => break format!("child exited {c}"),
+                    Ok(WaitStatus::Signaled(_, s, _)) => break format!("child killed by {s}"),
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(format!("waitpid: {e}")),
+                }
+            };
+            say(&how);
+            if then_exit {
+                return Ok(());
+            }
+            loop {
+                unistd::pause();
+            }
+        }
+        Err(e) => Err(format!("fork: {e}")),
+    }
 }
