@@ -12,6 +12,7 @@ mod harness;
 mod helpers;
 mod landlock_tests;
 mod layout;
+mod lifecycle_tests;
 mod ns_tests;
 mod sec_tests;
 mod systemd_sim_tests;
