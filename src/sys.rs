@@ -896,7 +896,7 @@ pub mod child {
     /// nanosleep(2) for `ms` milliseconds (an interruption just ends it early).
     pub fn sleep_ms(ms: u64) {
         let ts = libc::timespec {
-            tv_sec: (ms / 1000) as libc::time_t,
+            tv_sec: (ms / 1000) as _,
             tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
         };
         // SAFETY: a valid timespec; no remainder wanted.

@@ -1108,11 +1108,16 @@ fn ctrl_c_once(env: &Env) -> Result<(), String> {
         &["-q", "--", VMTEST, "count-int"],
     )?;
     let mut seen = vec![s.read_line()];
-    // synwire-run is the only process in the caller's cgroup (the shell stays in ours).
+    // synwire-run is the only process in the caller's cgroup (the shell stays in ours) beside
+    // its guardian, which gets the ^C too and must ignore it.
     let procs = layout::read(&env.path(&env.caller).join("cgroup.procs"))?;
     let synwire: Vec<Pid> = procs
         .lines()
         .filter_map(|l| l.trim().parse().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .map_or(true, |c| c.trim() != "synwire-guard")
+        })
         .map(Pid::from_raw)
         .collect();
     if seen[0].as_deref() == Ok("ready") && synwire.len() == 1 {
