@@ -153,20 +153,61 @@ fn read_tag(cg: &Path) -> Option<Result<Launcher, String>> {
     Some(Launcher::parse(&text).ok_or(text))
 }
 
-/// The agents directory `gc` looks in: as a run would place agents, or under --cgroup-parent.
-fn agents_dir(h: &Hierarchy, parent: Option<&str>) -> Result<PathBuf, CgroupError> {
-    Ok(match parent {
-        Some(p) => h.path(&discover::normalise(p).ok_or_else(|| CgroupError::BadParent(p.into()))?),
-        None => match h.placement() {
-            Placement::Parent(p) | Placement::Nest(p) => h.path(&discover::join(&p, AGENTS_SUBDIR)),
-            Placement::Refuse { own, parent } => {
-                return Err(CgroupError::NotDelegatedUnit {
-                    own: h.path(&own),
-                    parent: h.path(&parent),
-                })
-            }
-        },
-    })
+/// The agents directories `gc` looks in: --cgroup-parent alone when given; else where a run
+/// from here would place agents and, for a non-root caller under systemd, every
+/// `synwire/agents` in its user manager's subtree (`user@UID.service`): its agents may have been
+/// launched from any of its units, scopes or terminals, and gc is often typed in a login
+/// session, where a launch would be refused but a collection trespasses on nothing.
+fn agents_dirs(h: &Hierarchy, parent: Option<&str>) -> Result<Vec<PathBuf>, CgroupError> {
+    if let Some(p) = parent {
+        let rel = discover::normalise(p).ok_or_else(|| CgroupError::BadParent(p.into()))?;
+        return Ok(vec![h.path(&rel)]);
+    }
+    let placed = match h.placement() {
+        Placement::Parent(p) | Placement::Nest(p) => Ok(h.path(&discover::join(&p, AGENTS_SUBDIR))),
+        Placement::Refuse { own, parent } => Err(CgroupError::NotDelegatedUnit {
+            own: h.path(&own),
+            parent: h.path(&parent),
+        }),
+    };
+    let uid = nix::unistd::geteuid().as_raw();
+    let manager = (uid != 0 && crate::cgroup::delegate::systemd_booted())
+        .then(|| h.path(&format!("/user.slice/user-{uid}.slice/user@{uid}.service")))
+        .filter(|d| d.is_dir());
+    let mut dirs = Vec::new();
+    match (placed, &manager) {
+        (Ok(d), _) => dirs.push(d),
+        (Err(e), None) => return Err(e),
+        (Err(_), Some(_)) => {}
+    }
+    if let Some(m) = manager {
+        find_agents_dirs(&m, 8, &mut dirs);
+    }
+    let mut seen = std::collections::HashSet::new();
+    dirs.retain(|d| seen.insert(d.clone()));
+    Ok(dirs)
+}
+
+/// Every `…/synwire/agents` directory below `dir`, `depth` levels down at most; agent cgroups
+/// themselves are not descended into.
+fn find_agents_dirs(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
+    if depth == 0 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let path = e.path();
+        if e.file_name() == "agents" && dir.file_name().is_some_and(|n| n == "synwire") {
+            out.push(path);
+        } else {
+            find_agents_dirs(&path, depth - 1, out);
+        }
+    }
 }
 
 fn populated(dir: &Path) -> bool {
@@ -194,50 +235,54 @@ fn agent_entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Collects; returns the report lines and the exit code (0 unless something could not be done).
 pub fn run(parent: Option<&str>, kill: bool) -> Result<(String, i32), crate::Error> {
     let h = Hierarchy::discover()?;
-    let dir = agents_dir(&h, parent)?;
-    let entries = match agent_entries(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((
-                format!(
-                    "synwire-run gc: no agents directory at {}: nothing to do\n",
-                    dir.display()
-                ),
-                0,
-            ))
-        }
-        Err(source) => {
-            return Err(CgroupError::Io {
-                op: "read",
-                path: dir,
-                source,
-            }
-            .into())
-        }
-    };
+    let dirs = agents_dirs(&h, parent)?;
     let here = Launcher::current();
     let mut out = String::new();
-    let (mut removed, mut kept, mut failed) = (0, 0, 0);
-    for cg in entries {
-        match collect_one(&cg, &here, kill) {
-            Ok(Collected::Removed(lines)) => {
-                out.push_str(&lines);
-                removed += 1;
-            }
-            Ok(Collected::Kept(line)) => {
-                out.push_str(&line);
-                kept += 1;
-            }
+    let (mut removed, mut kept, mut failed, mut looked) = (0, 0, 0, Vec::new());
+    for dir in &dirs {
+        let entries = match agent_entries(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
-                // One cgroup that fails does not stop the pass.
-                out.push_str(&format!("error: {e}\n"));
+                out.push_str(&format!("error: cannot read {}: {e}\n", dir.display()));
                 failed += 1;
+                continue;
+            }
+        };
+        looked.push(dir.display().to_string());
+        for cg in entries {
+            match collect_one(&cg, &here, kill) {
+                Ok(Collected::Removed(lines)) => {
+                    out.push_str(&lines);
+                    removed += 1;
+                }
+                Ok(Collected::Kept(line)) => {
+                    out.push_str(&line);
+                    kept += 1;
+                }
+                Err(e) => {
+                    // One cgroup that fails does not stop the pass.
+                    out.push_str(&format!("error: {e}\n"));
+                    failed += 1;
+                }
             }
         }
     }
+    if looked.is_empty() && failed == 0 {
+        let all: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        out.push_str(&if all.is_empty() {
+            "synwire-run gc: no agents directory found: nothing to do\n".to_string()
+        } else {
+            format!(
+                "synwire-run gc: no agents directory at {}: nothing to do\n",
+                all.join(", ")
+            )
+        });
+        return Ok((out, 0));
+    }
     out.push_str(&format!(
         "synwire-run gc: removed {removed}, kept {kept}, failed {failed} in {}\n",
-        dir.display()
+        looked.join(", ")
     ));
     Ok((out, i32::from(failed > 0)))
 }
@@ -465,6 +510,31 @@ mod tests {
         let l = Launcher::parse("812:100").unwrap();
         assert_eq!(l.judge(&here, alive(100, 'R')), Verdict::Alive);
         assert!(matches!(l.judge(&here, |_| None), Verdict::Dead(_)));
+    }
+
+    #[test]
+    fn every_agents_directory_of_a_subtree_is_found_but_not_entered() {
+        let t = tempfile::tempdir().unwrap();
+        let mk = |p: &str| std::fs::create_dir_all(t.path().join(p)).unwrap();
+        mk("app.slice/synwire/agents/4f3c1d2e-8a9b-4c7d-9e0f-123456789abc/synwire/agents");
+        mk("app.slice/run-u7.service/synwire/agents");
+        mk("app.slice/other/agents");
+        mk("synwire.slice/synwire-1a2b3c4d.scope/synwire/agents");
+        let mut found = Vec::new();
+        find_agents_dirs(t.path(), 8, &mut found);
+        let mut found: Vec<String> = found
+            .iter()
+            .map(|p| p.strip_prefix(t.path()).unwrap().display().to_string())
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "app.slice/run-u7.service/synwire/agents",
+                "app.slice/synwire/agents",
+                "synwire.slice/synwire-1a2b3c4d.scope/synwire/agents"
+            ]
+        );
     }
 
     #[test]

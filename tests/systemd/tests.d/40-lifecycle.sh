@@ -120,5 +120,53 @@ EOF
     [[ -z "$err" ]] && ok $name || fail $name "$err"
 }
 
+# 3. gc --kill typed by uid 1000 in its login session (`su -l user` through PAM under `script`:
+#    session-N.scope, where a launch would be refused): it finds the stale agent cgroup in its user
+#    manager's subtree, ends the daemon, removes the cgroup and exits 0 (it used to exit 125).
+t_session_gc() {
+    local name=gc-kill-in-login-session out
+    [[ -n "$user_ready" ]] || { fail $name "no user manager"; return; }
+    # The stale agent: a launcher and its guardian SIGKILLed in a user unit, a daemon left.
+    local script
+    script=$(mktemp /tmp/lc-stale.XXXXXX)
+    cat >"$script" <<'STALE'
+out=$(mktemp)
+/usr/bin/synwire-run -q -- /bin/sh -c \
+    'setsid /bin/sleep 4000 </dev/null >/dev/null 2>&1 & echo ready; exec /bin/sleep 4001' >"$out" 2>&1 &
+launcher=$!
+for _ in $(seq 100); do grep -q ready "$out" && break; sleep 0.1; done
+for c in $(cat /proc/$launcher/task/*/children); do
+    case "$(cat /proc/$c/comm)" in synwire-guard) guard=$c ;; sleep) agent=$c ;; esac
+done
+echo "stale $(sed -n 's/^0:://p' /proc/$agent/cgroup)"
+kill -9 "$guard"
+kill -9 "$launcher"
+wait "$launcher" 2>/dev/null
+rm -f "$out"
+STALE
+    chmod 755 "$script"
+    out=$(as_user timeout 120 systemd-run --user --quiet --wait --pipe -p Delegate=yes /bin/sh "$script" 2>&1)
+    rm -f "$script"
+    echo "$out" | note
+    local stale
+    stale=$(sed -n 's/^stale //p' <<<"$out")
+    if [[ -z "$stale" || ! -d "$cg$stale" ]]; then
+        fail $name "no stale agent cgroup to collect: $out"
+        return
+    fi
+    local daemons
+    daemons=$(tr '\n' ' ' <"$cg$stale/cgroup.procs")
+    out=$(timeout 120 script -qec "su -l user -c 'cat /proc/self/cgroup; /usr/bin/synwire-run gc --kill; echo gc-exit=\$?'" /dev/null 2>&1 | tr -d '\r')
+    echo "$out" | note
+    local err=""
+    grep -q '^0::/user.slice/user-1000.slice/session-.*\.scope$' <<<"$out" || err+="gc did not run in a login session; "
+    grep -qx 'gc-exit=0' <<<"$out" || err+="gc --kill did not exit 0; "
+    [[ ! -e "$cg$stale" ]] || err+="$stale is still there; "
+    # shellcheck disable=SC2086
+    poll 10 all_dead $daemons || err+="still alive: $(alive_of $daemons | tr '\n' '|'); "
+    [[ -z "$err" ]] && ok $name || fail $name "$err"
+}
+
 t_user_unit_sigkill
 t_user_gc
+t_session_gc
