@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 
 use crate::harness::{ensure, run, start, Spawn, Started, VMTEST};
 use crate::layout::{self, Env};
-use crate::tests::{note, root, TestFn};
+use crate::tests::{gc_from, note, root, TestFn};
 use crate::torture_tests::{leak_check, Snapshot};
 
 /// Everything of the agent is dead, and its cgroup gone, this soon after the SIGKILL.
@@ -70,6 +70,12 @@ pub fn add_all(t: &mut Vec<(String, TestFn)>) {
         t,
         "lifecycle/guardian-ignores-group-signals".into(),
         group_signals,
+    );
+    add(t, "lifecycle/gc/zombie-launcher-is-dead".into(), gc_zombie);
+    add(
+        t,
+        "lifecycle/gc/other-pid-namespace-kept".into(),
+        gc_other_pidns,
     );
 }
 
@@ -392,5 +398,101 @@ fn group_signals(env: &Env) -> Result<(), String> {
         format!(
             "after the signals and the SIGKILL: alive {left:?}, guardian exited {guardian_done}, cgroup removed {gone}"
         )
+    })
+}
+
+/// A launcher that died but was not reaped yet (a zombie: its parent has not waited) is dead to
+/// gc: with its guardian killed first, the daemon it left is ended and the cgroup removed.
+fn gc_zombie(env: &Env) -> Result<(), String> {
+    let live = launch(env, VARIANTS[0], Spawn::Clone3)?;
+    let killed = kill_and_wait(live.guardian)
+        .and_then(|()| {
+            let _ = kill(Pid::from_raw(live.launcher), Signal::SIGKILL);
+            // Not reaped: the suite is its parent and does not wait for it until the end.
+            let until = Instant::now() + BOUND;
+            while stat_field(live.launcher, 0).as_deref() != Some("Z") {
+                if Instant::now() > until {
+                    return Err(format!("synwire-run {} is not a zombie", live.launcher));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(())
+        })
+        .and_then(|()| gc_from(&env.caller, &["--kill"]));
+    let r = live.s.finish();
+    layout::reap();
+    let (code, out) = killed?;
+    ensure(code == 0, || {
+        format!("gc --kill exited {code}:\n{out}\n{}", r.show())
+    })?;
+    ensure(
+        out.contains("zombie")
+            && out.contains(&format!("removed {}", env.path(&live.agent).display())),
+        || format!("gc --kill did not collect the agent of a zombie launcher:\n{out}"),
+    )?;
+    let left = survivors(&live.procs, Instant::now() + BOUND);
+    ensure(left.is_empty(), || {
+        format!("still alive after gc --kill: {}", left.join(", "))
+    })
+}
+
+/// A launcher in another pid namespace (PID 1 of its own, under `unshare -p -f --mount-proc`) is
+/// alive whatever its PID means here: gc --kill from outside keeps its agent, and says why.
+fn gc_other_pidns(env: &Env) -> Result<(), String> {
+    let before = layout::walk(env);
+    let script = "echo ready; exec sleep 1000";
+    let mut cmd = std::process::Command::new(VMTEST);
+    cmd.args([
+        "in-cgroup",
+        &env.caller,
+        "--",
+        "unshare",
+        "-p",
+        "-f",
+        "-m",
+        "--mount-proc",
+    ])
+    .args([crate::harness::SYNWIRE, "-q", "--", "sh", "-c", script])
+    .env("PATH", crate::harness::PATH)
+    .current_dir("/tmp")
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    let ready = std::io::BufRead::read_line(&mut out, &mut line).is_ok() && line.trim() == "ready";
+    let agent = layout::walk(env)
+        .into_iter()
+        .find(|c| !before.contains(c) && layout::parent(c).ends_with("/synwire/agents"));
+    let gc = gc_from(&env.caller, &["--kill"]);
+    let alive_after = agent.as_ref().is_some_and(|a| {
+        env.path(a).exists()
+            && !layout::read(&env.path(a).join("cgroup.procs"))
+                .unwrap_or_default()
+                .trim()
+                .is_empty()
+    });
+    // The launcher is unshare's child; SIGTERM reaches it as it blocks and reads that signal.
+    let launcher =
+        std::fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
+            .ok()
+            .and_then(|c| c.split_whitespace().next()?.parse::<i32>().ok());
+    if let Some(l) = launcher {
+        let _ = kill(Pid::from_raw(l), Signal::SIGTERM);
+    }
+    let status = child.wait();
+    layout::reap();
+    ensure(ready, || format!("the agent did not get ready: {line:?}"))?;
+    let agent = agent.ok_or("no agent cgroup while the agent ran")?;
+    let (code, text) = gc?;
+    ensure(code == 0 && alive_after, || {
+        format!("gc --kill from outside the launcher's pid namespace: exit {code}, agent kept and running {alive_after}:\n{text}")
+    })?;
+    ensure(text.contains("another pid namespace"), || {
+        format!("gc does not say why it kept {agent}:\n{text}")
+    })?;
+    ensure(launcher.is_some() && status.is_ok(), || {
+        format!("could not end the launcher: {launcher:?} {status:?}")
     })
 }
