@@ -309,15 +309,15 @@ fn collect_one(cg: &Path, here: &Launcher, kill: bool) -> Result<Collected, Stri
     let why = match verdict {
         Verdict::Alive => return Ok(Collected::Kept(String::new())),
         Verdict::Unknown(why) if tagged || populated(cg) => {
+            let what = if populated(cg) {
+                " and processes run in it; if it is stale, kill them and rmdir it by hand"
+            } else {
+                "; if it is stale, rmdir it by hand"
+            };
             return Ok(Collected::Kept(format!(
-                "kept {}: {why}{}; kill them and rmdir it by hand if it is stale\n",
-                cg.display(),
-                if populated(cg) {
-                    " and processes run in it"
-                } else {
-                    ""
-                }
-            )))
+                "kept {}: {why}{what}\n",
+                cg.display()
+            )));
         }
         // Empty and without a tag: as before tags, removing an empty cgroup loses nothing.
         Verdict::Unknown(why) => why,
