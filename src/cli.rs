@@ -98,7 +98,8 @@ pub enum Cmd {
         #[arg(long)]
         kill: bool,
         /// Look in this cgroup (as given to a run's --cgroup-parent) instead of the agents
-        /// directory a run from here would use.
+        /// directory a run from here would use (and, for a non-root user under systemd, every
+        /// agents directory of its user manager).
         #[arg(long, value_name = "PATH")]
         cgroup_parent: Option<String>,
     },

@@ -24,6 +24,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod gc;
+pub mod guardian;
 pub mod landlock;
 pub mod log;
 pub mod ns;
@@ -104,6 +105,8 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
     }
     let degraded_ok = cli.allow_degraded || !profile.cgroup_required;
     let (mut cgroup, unenforced) = setup_cgroup(&profile, cli, &id, degraded_ok)?;
+    // Ends the agent's cgroup if synwire-run is killed from here on (item: nothing outlives it).
+    let guardian = cgroup.as_ref().and_then(guardian::start);
     for u in &unenforced {
         tracing::warn!("not enforced: {}: {}", u.what, u.why);
     }
@@ -123,6 +126,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
             teardown(cg);
         }
         drop(cgroup);
+        drop(guardian);
         if supervise::STOP_REQUESTS.contains(&sig) {
             end_by_signal(sig);
         }
@@ -175,6 +179,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         None => (CgroupStats::default(), None),
     };
     drop(cgroup);
+    drop(guardian);
     // synwire-run's own cost, by phase: it should stay in milliseconds whatever the agent does.
     tracing::debug!(
         "own CPU: {} µs to start the agent, {} µs supervising, {} µs in teardown",

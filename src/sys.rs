@@ -360,7 +360,7 @@ pub fn getxattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
     use std::os::unix::ffi::OsStrExt;
     let p = CString::new(path.as_os_str().as_bytes()).ok()?;
     let n = CString::new(name).ok()?;
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; 256];
     // SAFETY: NUL-terminated strings and a buffer valid for the length passed.
     let len = unsafe {
         libc::getxattr(
@@ -520,6 +520,25 @@ pub fn pending_signals() -> Vec<i32> {
     (1..32)
         .filter(|&s| unsafe { libc::sigismember(&set, s) } == 1)
         .collect()
+}
+
+/// waitid(P_PIDFD, pidfd, WEXITED) (Linux 5.4): reaps exactly the child the pidfd refers to, and
+/// fails with ECHILD (harmlessly) when it was reaped already.
+pub fn wait_pidfd(pidfd: RawFd) -> io::Result<()> {
+    const P_PIDFD: libc::idtype_t = 3;
+    // SAFETY: siginfo_t is plain data; zeroed is a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: a valid pointer to a siginfo_t for the duration of the call.
+        let r = unsafe { libc::waitid(P_PIDFD, pidfd as libc::id_t, &mut info, libc::WEXITED) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 // ---- async-signal-safe calls for the child between fork and execve ---------------------------
@@ -918,6 +937,102 @@ pub mod child {
         }
         // SAFETY: as above.
         unsafe { *slot.buf.add(slot.prefix + n) = 0 };
+    }
+
+    /// prctl(PR_SET_NAME): the name `ps` and /proc/PID/comm show.
+    pub fn set_name(name: &CStr) {
+        // SAFETY: a NUL-terminated string; the kernel copies at most 16 bytes of it.
+        unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
+    }
+
+    /// Blocks every signal that can be blocked (all but SIGKILL and SIGSTOP).
+    pub fn block_all_signals() {
+        // SAFETY: sigset_t is plain data; sigfillset initialises it; sigprocmask reads it.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        }
+    }
+
+    /// close_range(first, last, 0) (Linux 5.9); Err(errno) where the kernel lacks it.
+    pub fn close_range(first: u32, last: u32) -> Result<(), i32> {
+        // SAFETY: integer-only syscall; closes descriptors this process owns.
+        ok_or_errno(
+            unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) } as libc::c_int,
+        )
+    }
+
+    /// poll(2) on one descriptor for `events`, up to `ms` (-1: forever): the revents, or errno.
+    pub fn poll(fd: RawFd, events: libc::c_short, ms: i32) -> Result<libc::c_short, i32> {
+        let mut p = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd on the stack.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        if n < 0 {
+            Err(errno())
+        } else {
+            Ok(p.revents)
+        }
+    }
+
+    /// openat(2) with `flags` | O_CLOEXEC.
+    pub fn openat(dir: RawFd, name: &CStr, flags: i32) -> Result<RawFd, i32> {
+        // SAFETY: a NUL-terminated name; the result is a descriptor this process owns.
+        let fd = unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC) };
+        if fd < 0 {
+            Err(errno())
+        } else {
+            Ok(fd)
+        }
+    }
+
+    /// write(2) once: true when all of `bytes` went in one call (cgroup files take each write
+    /// as one command).
+    pub fn write_once(fd: RawFd, bytes: &[u8]) -> bool {
+        // SAFETY: the slice is valid for reads of its length.
+        let n = unsafe { libc::write(fd, bytes.as_ptr() as *const libc::c_void, bytes.len()) };
+        n == bytes.len() as isize
+    }
+
+    /// read(2) into `buf`: the count, 0 at EOF, or -1.
+    pub fn read(fd: RawFd, buf: &mut [u8]) -> isize {
+        // SAFETY: the buffer is valid for writes of its length.
+        unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) }
+    }
+
+    /// pread(2) from offset 0 into `buf`: the count, or -1.
+    pub fn pread0(fd: RawFd, buf: &mut [u8]) -> isize {
+        // SAFETY: the buffer is valid for writes of its length.
+        unsafe { libc::pread(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) }
+    }
+
+    /// unlinkat(dir, name, AT_REMOVEDIR): rmdir relative to a directory descriptor.
+    pub fn rmdirat(dir: RawFd, name: &CStr) -> Result<(), i32> {
+        // SAFETY: a NUL-terminated name.
+        ok_or_errno(unsafe { libc::unlinkat(dir, name.as_ptr(), libc::AT_REMOVEDIR) })
+    }
+
+    /// CLOCK_MONOTONIC in milliseconds.
+    pub fn monotonic_ms() -> u64 {
+        // SAFETY: timespec is plain data; clock_gettime fills it and is async-signal-safe.
+        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+    }
+
+    /// nanosleep(2) for `ms` milliseconds (an interruption just ends it early).
+    pub fn sleep_ms(ms: u64) {
+        let ts = libc::timespec {
+            tv_sec: (ms / 1000) as _,
+            tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+        };
+        // SAFETY: a valid timespec; no remainder wanted.
+        unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
     }
 
     /// _exit(2): no atexit handlers, no flushing of buffers shared with the parent.

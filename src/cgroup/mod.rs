@@ -393,16 +393,17 @@ impl AgentCgroup {
             .filter(|c| enabled.iter().any(|t| t == c.name()))
             .collect();
 
+        // Agents of launchers killed together with their guardians: removed by the next launch.
+        let launcher = crate::gc::Launcher::current();
+        crate::gc::remove_stale(&agents_dir, &launcher);
         let rel = join(levels.last().expect("at least the parent"), req.id);
         let dir = h.path(&rel);
         fs::create_dir(&dir).map_err(io_err("create", &dir))?;
         // Who launched it, for `synwire-run gc` after a launcher was killed (user xattrs on
         // cgroupfs: Linux 5.7+; without them gc cannot tell and keeps a populated cgroup).
-        if let Err(e) = crate::sys::setxattr(
-            &dir,
-            crate::gc::LAUNCHER_XATTR,
-            crate::gc::launcher_tag().as_bytes(),
-        ) {
+        if let Err(e) =
+            crate::sys::setxattr(&dir, crate::gc::LAUNCHER_XATTR, launcher.tag().as_bytes())
+        {
             tracing::debug!("cannot tag {} with its launcher: {e}", dir.display());
         }
         let fd = match open_dir(&dir) {

@@ -112,6 +112,18 @@ fn exec(ctx: &ChildCtx) -> ! {
         report(ctx, step, errno);
         child::exit(SETUP_FAILED);
     }
+    // The kernel clears the parent-death signal when the credentials change (the user switch):
+    // arm it again, then make sure the parent did not die before that (it would not fire).
+    // Under a pid namespace the parent is its init, PID 1 there.
+    child::set_parent_death_signal(libc::SIGKILL);
+    let parent = if ctx.ns.is_some_and(|n| n.pid) {
+        1
+    } else {
+        ctx.parent_pid
+    };
+    if child::getppid() != parent {
+        child::exit(SETUP_FAILED);
+    }
     let plan = ctx.plan;
     if let Some(slot) = &plan.listen_pid {
         child::fill_pid(slot);

@@ -13,6 +13,7 @@ mod harness;
 mod helpers;
 mod landlock_tests;
 mod layout;
+mod lifecycle_tests;
 mod ns_tests;
 mod room_tests;
 mod sec_tests;

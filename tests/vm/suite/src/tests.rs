@@ -102,6 +102,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     crate::torture_tests::add_all(&mut t);
     crate::room_tests::add_all(&mut t);
     crate::fallback_tests::add_all(&mut t);
+    crate::lifecycle_tests::add_all(&mut t);
     t
 }
 
@@ -754,11 +755,12 @@ pub(crate) fn gc_from(cgroup: &str, args: &[&str]) -> Result<(i32, String), Stri
 }
 
 /// Starts `synwire-run -q -- sh -c SCRIPT` (which must print `ready`), SIGKILLs synwire-run once
-/// it is ready, and returns the agent cgroup it left, the lines before `ready` and when the
-/// SIGKILL was sent.
+/// it is ready (with `guardian_too`, its guardian first, so that nothing cleans up after it), and
+/// returns the agent cgroup it left, the lines before `ready` and when the SIGKILL was sent.
 pub(crate) fn launcher_killed(
     env: &Env,
     script: &str,
+    guardian_too: bool,
 ) -> Result<(String, Vec<String>, Instant), String> {
     let before = layout::walk(env);
     let mut s = start(
@@ -779,6 +781,11 @@ pub(crate) fn launcher_killed(
         .into_iter()
         .find(|c| !before.contains(c) && layout::parent(c).ends_with("/synwire/agents"))
         .ok_or("no agent cgroup while the agent ran")?;
+    if guardian_too {
+        let guardian = crate::lifecycle_tests::guardian_of(s.pid())
+            .ok_or("synwire-run has no synwire-guard child")?;
+        crate::lifecycle_tests::kill_and_wait(guardian)?;
+    }
     let killed = Instant::now();
     let _ = kill(Pid::from_raw(s.pid()), Signal::SIGKILL);
     let _ = s.finish();
@@ -825,11 +832,11 @@ pub(crate) fn wait_no_procs(env: &Env, cg: &str) -> bool {
     }
 }
 
-/// A daemon that outlived its SIGKILLed launcher: `gc` keeps it and says so, `gc --kill` ends it
-/// and removes the cgroup.
+/// A daemon that outlived its SIGKILLed launcher (and its guardian, killed first): `gc` keeps it
+/// and says so, `gc --kill` ends it and removes the cgroup.
 fn gc_kill_outlived(env: &Env) -> Result<(), String> {
     let script = format!("{VMTEST} daemonize; echo ready; exec sleep 1000");
-    let (agent, lines, _) = launcher_killed(env, &script)?;
+    let (agent, lines, _) = launcher_killed(env, &script, true)?;
     let daemon: i32 = lines
         .first()
         .and_then(|l| l.trim().parse().ok())
@@ -1104,11 +1111,16 @@ fn ctrl_c_once(env: &Env) -> Result<(), String> {
         &["-q", "--", VMTEST, "count-int"],
     )?;
     let mut seen = vec![s.read_line()];
-    // synwire-run is the only process in the caller's cgroup (the shell stays in ours).
+    // synwire-run is the only process in the caller's cgroup (the shell stays in ours) beside
+    // its guardian, which gets the ^C too and must ignore it.
     let procs = layout::read(&env.path(&env.caller).join("cgroup.procs"))?;
     let synwire: Vec<Pid> = procs
         .lines()
         .filter_map(|l| l.trim().parse().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .map_or(true, |c| c.trim() != "synwire-guard")
+        })
         .map(Pid::from_raw)
         .collect();
     if seen[0].as_deref() == Ok("ready") && synwire.len() == 1 {
