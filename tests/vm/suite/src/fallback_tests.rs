@@ -4,9 +4,9 @@
 //! cgroup.procs path on its own (no SYNWIRE_SPAWN), with the agent in its cgroup and the limits
 //! applied, alone and with a pid namespace.
 
-use crate::harness::{ensure, expect_agent_cgroup, run_with, v2_line, Setup, Spawn, VMTEST};
+use crate::harness::{ensure, run_with, Setup, Spawn, VMTEST};
 use crate::layout::Env;
-use crate::tests::{root, TestFn, SHOW_LIMITS};
+use crate::tests::{expect_limits, root, TestFn, SHOW_LIMITS};
 
 pub fn add_all(t: &mut Vec<(String, TestFn)>) {
     for (name, errno) in [
@@ -41,26 +41,9 @@ fn fallback(env: &Env, errno: i32, pid_ns: bool) -> Result<(), String> {
     }
     args.extend(["--", "sh", "-c", SHOW_LIMITS]);
     let r = run_with(env, &root(env), Spawn::Clone3, &setup, &args)?;
-    r.expect_code(0)?;
     let spawn = r.stat("spawn")?;
     ensure(spawn.as_str() == Some("fork"), || {
         format!("spawn is {spawn}, not the fork fallback: {}", r.show())
     })?;
-    let seen = v2_line(&r.stdout)?;
-    if !pid_ns {
-        expect_agent_cgroup(seen, env.caller_parent())?;
-    }
-    let limits: Vec<&str> = r
-        .stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("0::"))
-        .skip(1)
-        .take(2)
-        .collect();
-    ensure(limits == ["536870912", "64"], || {
-        format!(
-            "memory.max/pids.max seen by the agent: {limits:?}: {}",
-            r.show()
-        )
-    })
+    expect_limits(&r, env.caller_parent(), "536870912", "64", "50000 100000")
 }

@@ -99,6 +99,18 @@ fn in_vm() -> Result<(), String> {
     }
 }
 
+/// Enables memory, pids and cpu (those available) in `dir`'s cgroup.subtree_control, as the
+/// slice or runtime above a unit or container does.
+pub fn pass_controllers(dir: &Path) -> Result<(), String> {
+    let available = read(&dir.join("cgroup.controllers"))?;
+    for c in ["memory", "pids", "cpu"] {
+        if available.split_whitespace().any(|a| a == c) {
+            write(&dir.join("cgroup.subtree_control"), &format!("+{c}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Moves the calling process into `cg` (relative to the cgroup2 mount).
 pub fn move_self(cg: &str) -> Result<(), String> {
     in_vm()?;

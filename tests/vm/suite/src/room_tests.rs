@@ -9,7 +9,7 @@ use crate::harness::{
 };
 use crate::layout::{self, Env};
 use crate::systemd_sim_tests::{unit, Booted};
-use crate::tests::{TestFn, SHOW_LIMITS};
+use crate::tests::{expect_limits, TestFn, SHOW_LIMITS};
 
 pub fn add_all(t: &mut Vec<(String, TestFn)>) {
     for m in [Spawn::Clone3, Spawn::Fork] {
@@ -52,12 +52,7 @@ impl<'a> ContainerCgroup<'a> {
     fn new(env: &'a Env, name: &str) -> Result<ContainerCgroup<'a>, String> {
         let parent = env.path(CONTAINERS);
         std::fs::create_dir_all(&parent).map_err(|e| format!("mkdir {CONTAINERS}: {e}"))?;
-        let available = layout::read(&parent.join("cgroup.controllers"))?;
-        for c in ["memory", "pids", "cpu"] {
-            if available.split_whitespace().any(|a| a == c) {
-                layout::write(&parent.join("cgroup.subtree_control"), &format!("+{c}"))?;
-            }
-        }
+        layout::pass_controllers(&parent)?;
         let cg = format!("{CONTAINERS}/{name}");
         let c = ContainerCgroup { env, cg };
         std::fs::create_dir(env.path(&c.cg)).map_err(|e| format!("mkdir {}: {e}", c.cg))?;
@@ -100,19 +95,7 @@ fn container(env: &Env, spawn: Spawn, orchestrate: bool) -> Result<(), String> {
         &setup,
         &["-v", "-q", "--profile", "small", "--", "sh", "-c", &script],
     )?;
-    r.expect_code(0)?;
-    let agent = v2_line(&r.stdout)?;
-    expect_agent_cgroup(agent, "/")?;
-    let limits: Vec<&str> = r
-        .stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("0::"))
-        .skip(1)
-        .take(2)
-        .collect();
-    ensure(limits == ["536870912", "64"], || {
-        format!("memory.max/pids.max inside the container: {limits:?}, want small's 536870912 and 64: {}", r.show())
-    })?;
+    expect_limits(&r, "/", "536870912", "64", "50000 100000")?;
     ensure(r.stdout.contains("launcher 0::/init\n"), || {
         format!(
             "synwire-run did not run from the container's /init: {}",

@@ -43,12 +43,7 @@ impl Drop for Booted {
 pub(crate) fn unit(env: &Env, name: &str, delegated: bool) -> Result<String, String> {
     let slice = env.path("/system.slice");
     std::fs::create_dir_all(&slice).map_err(|e| format!("mkdir system.slice: {e}"))?;
-    let available = layout::read(&slice.join("cgroup.controllers"))?;
-    for c in ["memory", "pids", "cpu"] {
-        if available.split_whitespace().any(|a| a == c) {
-            layout::write(&slice.join("cgroup.subtree_control"), &format!("+{c}"))?;
-        }
-    }
+    layout::pass_controllers(&slice)?;
     let cg = format!("/system.slice/{name}");
     let dir = env.path(&cg);
     std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {cg}: {e}"))?;

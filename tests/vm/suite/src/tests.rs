@@ -166,11 +166,18 @@ fn write_file(path: &str, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("write {path}: {e}"))
 }
 
-/// Checks the output of SHOW_LIMITS: placement under `parent` and the three limit files.
-fn expect_limits(r: &Run, parent: &str, mem: &str, pids: &str, cpu: &str) -> Result<(), String> {
+/// Checks the output of SHOW_LIMITS (the first four lines; a test may print more after them):
+/// placement under `parent` and the three limit files.
+pub(crate) fn expect_limits(
+    r: &Run,
+    parent: &str,
+    mem: &str,
+    pids: &str,
+    cpu: &str,
+) -> Result<(), String> {
     r.expect_code(0)?;
     let lines: Vec<&str> = r.stdout.lines().collect();
-    let [cg, m, p, c] = lines[..] else {
+    let [cg, m, p, c, ..] = lines[..] else {
         return Err(format!("expected 4 lines from the agent, got {}", r.show()));
     };
     let cg = cg
