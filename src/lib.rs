@@ -34,6 +34,7 @@ pub mod security;
 pub mod spawn;
 pub mod supervise;
 pub mod sys;
+pub mod systemd;
 
 use std::time::{Duration, Instant};
 
