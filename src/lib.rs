@@ -314,6 +314,14 @@ fn setup_cgroup(
     id: &str,
     degraded_ok: bool,
 ) -> Result<(Option<AgentCgroup>, Vec<Unenforced>), Error> {
+    let manager = if cli.scope {
+        cgroup::delegate::ManagerMode::Systemd
+    } else if cli.no_scope {
+        cgroup::delegate::ManagerMode::Cgroupfs
+    } else {
+        profile.cgroup_manager
+    };
+    let description = scope_description(&profile.name, &cli.command);
     let created = Hierarchy::discover().and_then(|h| {
         AgentCgroup::create(
             &h,
@@ -323,6 +331,8 @@ fn setup_cgroup(
                 limits: &profile.limits,
                 profile: &profile.name,
                 degraded_ok,
+                manager,
+                description: &description,
             },
         )
     });
@@ -352,6 +362,25 @@ fn setup_cgroup(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The Description of a transient scope: the profile and the command, as `systemctl status`
+/// shows it (shortened past 200 characters).
+fn scope_description(profile: &str, command: &[std::ffi::OsString]) -> String {
+    let cmd: Vec<String> = command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut d = format!("synwire-run --profile {profile} -- {}", cmd.join(" "));
+    if d.len() > 200 {
+        let mut end = 197;
+        while !d.is_char_boundary(end) {
+            end -= 1;
+        }
+        d.truncate(end);
+        d.push_str("...");
+    }
+    d
 }
 
 /// Kills what the agent left behind, waits for the cgroup to empty, reads the statistics and

@@ -58,7 +58,9 @@ pub fn parse_address(text: &str) -> Vec<Addr> {
                 Some(("path", v)) => {
                     use std::os::unix::ffi::OsStringExt;
                     let bytes = unescape(v);
-                    out.push(Addr::Path(PathBuf::from(std::ffi::OsString::from_vec(bytes))));
+                    out.push(Addr::Path(PathBuf::from(std::ffi::OsString::from_vec(
+                        bytes,
+                    ))));
                 }
                 Some(("abstract", v)) => out.push(Addr::Abstract(unescape(v))),
                 _ => {}
@@ -781,15 +783,29 @@ mod tests {
             1,
         );
         let want = concat!(
-            "6c010001", "00000000", "01000000", "6d000000",
+            "6c010001",
+            "00000000",
+            "01000000",
+            "6d000000",
             // PATH
-            "01016f00", "15000000", "2f6f72672f667265656465736b746f702f4442757300", "0000",
+            "01016f00",
+            "15000000",
+            "2f6f72672f667265656465736b746f702f4442757300",
+            "0000",
             // INTERFACE
-            "02017300", "14000000", "6f72672e667265656465736b746f702e4442757300", "000000",
+            "02017300",
+            "14000000",
+            "6f72672e667265656465736b746f702e4442757300",
+            "000000",
             // MEMBER
-            "03017300", "05000000", "48656c6c6f00", "0000",
+            "03017300",
+            "05000000",
+            "48656c6c6f00",
+            "0000",
             // DESTINATION (the fields array's length, 0x6d, ends here)
-            "06017300", "14000000", "6f72672e667265656465736b746f702e4442757300",
+            "06017300",
+            "14000000",
+            "6f72672e667265656465736b746f702e4442757300",
             // pad to 8 before the (empty) body: 128 bytes in all
             "000000"
         );
@@ -810,11 +826,24 @@ mod tests {
             ("X".into(), Value::U64(7)),
         ]);
         let want = concat!(
-            "48000000", "00000000", // array length 72, pad to the first struct at 8
-            "04000000", "5049447300", "02617500", "000000", "04000000", "2a000000", // PIDs au [42]
-            "08000000", "44656c656761746500", "016200", "01000000", // Delegate b true
+            "48000000",
+            "00000000", // array length 72, pad to the first struct at 8
+            "04000000",
+            "5049447300",
+            "02617500",
+            "000000",
+            "04000000",
+            "2a000000", // PIDs au [42]
+            "08000000",
+            "44656c656761746500",
+            "016200",
+            "01000000", // Delegate b true
             "00000000", // pad to the next struct
-            "01000000", "5800", "017400", "00000000000000", "0700000000000000" // X t 7 at 72
+            "01000000",
+            "5800",
+            "017400",
+            "00000000000000",
+            "0700000000000000" // X t 7 at 72
         );
         assert_eq!(hex(&e.buf), want);
         let mut empty = Enc::default();
@@ -845,7 +874,11 @@ mod tests {
             ],
         };
         let bytes = encode_call(&call, 7);
-        assert_eq!(bytes.len() % 8, 0, "the fields pad to 8 and this body ends aligned");
+        assert_eq!(
+            bytes.len() % 8,
+            0,
+            "the fields pad to 8 and this body ends aligned"
+        );
         let m = decode(&bytes).unwrap();
         assert_eq!(m.signature, "ssa(sv)a(sa(sv))");
         assert_eq!(m.member.as_deref(), Some("StartTransientUnit"));
