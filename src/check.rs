@@ -97,7 +97,8 @@ pub fn run_checks() -> Vec<Check> {
     }
     out.push(ok("own cgroup", h.own.clone()));
     let systemd = delegate::systemd_booted();
-    let parent = match h.placement() {
+    let placement = h.placement();
+    let parent = match placement.clone() {
         Placement::Parent(p) => {
             let note = if systemd { " (under systemd)" } else { "" };
             out.push(ok(
@@ -119,6 +120,29 @@ pub fn run_checks() -> Vec<Check> {
                 ),
             ));
             Some(own)
+        }
+        Placement::Refuse { ref own, .. }
+            if delegate::systemd_step(
+                &placement,
+                own,
+                delegate::ManagerMode::Auto,
+                systemd,
+                nix::unistd::geteuid().as_raw(),
+                |rel| delegate::is_delegated(&h.path(rel)),
+            ) == delegate::Step::Scope =>
+        {
+            let manager = if nix::unistd::geteuid().is_root() {
+                "the system manager (PID 1)"
+            } else {
+                "your user manager"
+            };
+            out.push(ok(
+                "placement",
+                format!(
+                    "{own} is a login session: each run asks {manager} for a transient scope with delegation (synwire-<id>.scope in synwire.slice) and nests there; --no-scope refuses instead"
+                ),
+            ));
+            None
         }
         Placement::Refuse { own, parent } => {
             let e = crate::cgroup::CgroupError::NotDelegatedUnit {

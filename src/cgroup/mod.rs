@@ -211,6 +211,7 @@ fn with_systemd(
     }
     let manager = Manager::for_euid(euid);
     let unit = format!("synwire-{}.scope", &req.id[..req.id.len().min(8)]);
+    let asked = Instant::now();
     let started = scope::start_scope(
         manager,
         &scope::ScopeRequest {
@@ -243,7 +244,8 @@ fn with_systemd(
         });
     }
     tracing::debug!(
-        "in transient scope {unit} ({} status {unit})",
+        "in transient scope {unit} after {:?} ({} status {unit})",
+        asked.elapsed(),
         manager.systemctl()
     );
     Ok((Placement::Nest(own.clone()), Some(own)))

@@ -568,12 +568,15 @@ pub struct Conn {
     pending: Vec<Message>,
     /// A bus daemon sits between us and the manager (not a private socket).
     pub via_daemon: bool,
+    /// The server's OK has been read.
+    authed: bool,
 }
 
 pub const DBUS: &str = "org.freedesktop.DBus";
 
 impl Conn {
-    /// Connects to `addr` and authenticates as `uid`; says `Hello` when `via_daemon`.
+    /// Connects to `addr` and authenticates as `uid`; says `Hello` when `via_daemon` (its reply,
+    /// the unique name, is not needed and is skipped like any other reply nobody waits for).
     pub fn open(
         addr: &Addr,
         uid: u32,
@@ -606,6 +609,7 @@ impl Conn {
             buf: Vec::new(),
             pending: Vec::new(),
             via_daemon,
+            authed: false,
         };
         let mut out = auth_bytes(uid);
         let hello = via_daemon.then(|| {
@@ -624,18 +628,26 @@ impl Conn {
         if let Some(h) = &hello {
             out.extend_from_slice(h);
         }
+        // The calls that follow go out without waiting for the server's OK (it reads them after
+        // BEGIN; dbus-daemon and sd-bus both keep what follows BEGIN): one round trip less.
         c.write(&out)?;
-        let line = c.read_line()?;
+        Ok(c)
+    }
+
+    /// Reads the server's answer to our authentication, once, before the first message.
+    fn authenticated(&mut self) -> Result<(), DbusError> {
+        if self.authed {
+            return Ok(());
+        }
+        let line = self.read_line()?;
         if !line.starts_with("OK ") {
             return Err(DbusError::Auth {
-                addr: c.addr.clone(),
+                addr: self.addr.clone(),
                 line,
             });
         }
-        if hello.is_some() {
-            c.reply(c.serial)?;
-        }
-        Ok(c)
+        self.authed = true;
+        Ok(())
     }
 
     pub fn addr(&self) -> &str {
@@ -696,6 +708,7 @@ impl Conn {
 
     /// Reads the next message.
     pub fn read_message(&mut self) -> Result<Message, DbusError> {
+        self.authenticated()?;
         loop {
             if let Some(n) = message_len(&self.buf).map_err(|w| self.malformed(w))? {
                 if self.buf.len() >= n {

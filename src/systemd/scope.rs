@@ -137,7 +137,16 @@ fn with_manager<T>(
 ) -> Result<T, Tried> {
     let euid = nix::unistd::geteuid().as_raw();
     let mut tried = Tried::default();
-    for e in real_endpoints(manager) {
+    let endpoints = real_endpoints(manager);
+    if let Manager::User(uid) = manager {
+        if !endpoints.iter().any(|e| !e.via_daemon) {
+            // No private socket means no runtime directory of ours: no user manager runs.
+            tried.0.push(format!(
+                "/run/user/{uid} does not exist (no user manager runs for uid {uid}; a login session or `loginctl enable-linger` starts one)"
+            ));
+        }
+    }
+    for e in endpoints {
         let r = Conn::open(&e.addr, euid, e.via_daemon, TIMEOUT).and_then(|mut c| f(&mut c));
         match r {
             Ok(v) => return Ok(v),
@@ -179,6 +188,7 @@ pub fn start_scope(manager: Manager, req: &ScopeRequest) -> Result<String, Tried
 }
 
 fn start_on(c: &mut Conn, req: &ScopeRequest) -> Result<String, DbusError> {
+    let t0 = std::time::Instant::now();
     let props = vec![
         ("Description".into(), Value::Str(req.description.into())),
         ("PIDs".into(), Value::U32s(vec![req.pid])),
@@ -217,6 +227,11 @@ fn start_on(c: &mut Conn, req: &ScopeRequest) -> Result<String, DbusError> {
         c.reply(w)?;
     }
     let reply = c.reply(start)?;
+    tracing::trace!(
+        "{}: StartTransientUnit answered after {:?}",
+        c.addr(),
+        t0.elapsed()
+    );
     let job = dbus::first_str(&reply)
         .ok_or(DbusError::Call {
             name: "StartTransientUnit".into(),
@@ -230,6 +245,7 @@ fn start_on(c: &mut Conn, req: &ScopeRequest) -> Result<String, DbusError> {
         }
         if let [Got::U32(_), Got::Str(path), Got::Str(_unit), Got::Str(result)] = &s.body[..] {
             if *path == job {
+                tracing::trace!("{}: JobRemoved after {:?}", c.addr(), t0.elapsed());
                 return if result == "done" {
                     Ok(job)
                 } else {

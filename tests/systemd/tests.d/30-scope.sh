@@ -9,7 +9,8 @@ in_login() {
     f=$(mktemp /tmp/scope-XXXXXX.sh)
     printf '#!/bin/sh\n%s\n' "$2" >"$f"
     chmod 755 "$f"
-    timeout 300 script -qec "su -l $who -c $f" /dev/null </dev/null | tr -d '\r'
+    # The pty echoes the end of script's (empty) input as ^@ where sudo reads the terminal.
+    timeout 300 script -qec "su -l $who -c $f" /dev/null </dev/null | tr -d '\r' | sed 's/\^@//g'
     rc=${PIPESTATUS[0]}
     rm -f "$f"
     return "$rc"
