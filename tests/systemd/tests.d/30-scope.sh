@@ -158,7 +158,24 @@ t_scope_stop() {
     [[ -z "$err" ]] && ok $name || fail $name "$err"
 }
 
-# 5. What the scope path costs beside `systemd-run --scope` (informational: TCG timing), both from
+# 5. Operators cap all agents together with a drop-in on synwire.slice.
+t_slice_dropin() {
+    local name=synwire-slice-drop-in-caps-every-agent out rc
+    mkdir -p /etc/systemd/system/synwire.slice.d
+    printf '[Slice]\nMemoryMax=300M\n' >/etc/systemd/system/synwire.slice.d/cap.conf
+    # The slice (idle between runs) starts again with the drop-in on the next scope.
+    systemctl daemon-reload
+    systemctl stop synwire.slice
+    out=$(in_login root 'synwire-run -q --profile small -- cat /sys/fs/cgroup/synwire.slice/memory.max')
+    rc=$?
+    rm -rf /etc/systemd/system/synwire.slice.d
+    systemctl daemon-reload
+    systemctl stop synwire.slice
+    echo "$out" | note
+    if [[ $rc == 0 ]] && grep -qx 314572800 <<<"$out"; then ok $name; else fail $name "exit $rc, synwire.slice memory.max: $out"; fi
+}
+
+# 6. What the scope path costs beside `systemd-run --scope` (informational: TCG timing), both from
 #    a login session, root and uid 1000.
 t_scope_cost() {
     local name=scope-path-cost out rc
@@ -183,4 +200,5 @@ t_login_sessions
 t_switch_user
 t_refusals
 t_scope_stop
+t_slice_dropin
 t_scope_cost
