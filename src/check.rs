@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::cgroup::delegate::{self, Placement};
-use crate::cgroup::{discover, Hierarchy};
+use crate::cgroup::{discover, room, Hierarchy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -99,6 +99,20 @@ pub fn run_checks() -> Vec<Check> {
     let systemd = delegate::systemd_booted();
     let placement = h.placement();
     let parent = match placement.clone() {
+        Placement::Parent(p) if h.own == "/" && room::is_namespace_root(&h.mount) => {
+            let others = std::fs::read_to_string(h.path("/").join("cgroup.procs"))
+                .map(|t| t.lines().count().saturating_sub(1))
+                .unwrap_or(0);
+            out.push(ok(
+                "placement",
+                format!(
+                    "a container's cgroup namespace root: synwire-run moves into {} with the {others} other process(es) there, agents go to {}",
+                    h.path(room::NS_ROOT_LEAF).display(),
+                    h.path(&discover::join(&p, "synwire/agents")).display()
+                ),
+            ));
+            Some(p)
+        }
         Placement::Parent(p) => {
             let note = if systemd { " (under systemd)" } else { "" };
             out.push(ok(

@@ -14,8 +14,9 @@ use clap::{ArgAction, Parser, Subcommand};
     override_usage = "synwire-run [OPTIONS] -- COMMAND [ARGS]...\n       synwire-run check | gc | profiles | profile NAME | completions SHELL | man",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    after_help = "Exit status: the command's own; 128+N if it died of signal N (137 with an OOM report); \
-124 on timeout; 125 if synwire-run itself failed; 126 if the command could not be executed; 127 if it was not found."
+    after_help = "Exit status: the command's own; 128+N if it died of signal N (137 with an OOM report, also when \
+[limits] oom_policy \"kill\" ended it; stopped by SIGTERM, SIGINT or SIGHUP that killed the command, synwire-run \
+dies of the same signal, which a shell shows as 128+N); 124 on timeout; 125 if synwire-run itself failed; 126 if the command could not be executed; 127 if it was not found."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -43,7 +43,7 @@ pub use cli::Cli;
 pub use error::Error;
 use error::EXIT_TIMEOUT;
 use plan::{ExecFailure, ExecPlan};
-use profile::{Overrides, Profile};
+use profile::{OomPolicy, Overrides, Profile};
 use report::{Outcome, Stats};
 use spawn::Spawned;
 use supervise::{Signals, Status};
@@ -123,6 +123,10 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         if let Some(cg) = cgroup.as_mut() {
             teardown(cg);
         }
+        drop(cgroup);
+        if supervise::STOP_REQUESTS.contains(&sig) {
+            end_by_signal(sig);
+        }
         return Ok(128 + sig);
     }
 
@@ -156,20 +160,29 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
     );
     stats.spawn = Some(child.mode);
 
-    let exit = supervise::supervise(
-        &child,
-        &signals,
-        profile.limits.timeout,
-        &profile.stop,
-        cgroup.as_ref(),
-        start,
-    );
+    let watch = supervise::Watch {
+        timeout: profile.limits.timeout,
+        stop: &profile.stop,
+        cgroup: cgroup.as_ref(),
+        oom_events: cgroup.as_ref().and_then(AgentCgroup::memory_events),
+        oom_policy: profile.limits.oom_policy,
+    };
+    let cpu_at_start = sys::own_cpu_us();
+    let exit = supervise::supervise(&child, &signals, watch, start);
+    let cpu_at_exit = sys::own_cpu_us();
     stats.wall_time_us = exit.ended.duration_since(start).as_micros() as u64;
     let (cg, leftovers) = match cgroup.as_mut() {
         Some(cg) => teardown(cg),
         None => (CgroupStats::default(), None),
     };
     drop(cgroup);
+    // synwire-run's own cost, by phase: it should stay in milliseconds whatever the agent does.
+    tracing::debug!(
+        "own CPU: {} µs to start the agent, {} µs supervising, {} µs in teardown",
+        cpu_at_start,
+        cpu_at_exit - cpu_at_start,
+        sys::own_cpu_us() - cpu_at_exit
+    );
 
     stats.leftover_processes = leftovers;
     let rusage_cpu = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
@@ -186,9 +199,14 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
     };
     stats.oom_kills = cg.oom_kills;
     stats.pids_peak = cg.pids_peak;
+    stats.pids_limit_hits = cg.pids_limit_hits;
 
     let oom = cg.oom_kills.unwrap_or(0) > 0;
+    // Under oom_policy "kill" any OOM kill ended the agent, whatever its main process did (an
+    // OOM-immune parent survives memory.oom.group and may even exit 0 after the kill).
+    let oom_ended = exit.oom_killed || (oom && profile.limits.oom_policy == OomPolicy::Kill);
     (stats.outcome, stats.exit_code, stats.signal) = match exit.status {
+        _ if oom_ended => (Outcome::OomKilled, 128 + libc::SIGKILL, Some(libc::SIGKILL)),
         Status::Signaled(s) if exit.timed_out => (Outcome::TimedOut, EXIT_TIMEOUT, Some(s)),
         Status::Exited(_) if exit.timed_out => (Outcome::TimedOut, EXIT_TIMEOUT, None),
         Status::Signaled(libc::SIGKILL) if oom => {
@@ -198,7 +216,25 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         Status::Exited(c) => (Outcome::Exited, c, None),
     };
     stats.signal_name = stats.signal.map(profile::signal_name);
-    finish(cli, stats)
+    // Asked to stop by SIGTERM, SIGINT or SIGHUP, and the agent died of it: a clean stop, which
+    // ends synwire-run by the same signal (systemd counts that as success; shells see 128+N).
+    let clean_stop = match (stats.outcome, exit.status) {
+        (Outcome::Signaled, Status::Signaled(s)) if exit.stop_requests.has(s) => Some(s),
+        _ => None,
+    };
+    let code = finish(cli, stats)?;
+    if let Some(sig) = clean_stop {
+        end_by_signal(sig);
+    }
+    Ok(code)
+}
+
+/// Ends synwire-run by `sig` with its default action, after everything else is done. Returns
+/// only where the kernel discards it (synwire-run is PID 1 of a namespace); the caller then
+/// exits 128+N as usual.
+fn end_by_signal(sig: i32) {
+    tracing::debug!("ending by {}, as the agent did", profile::signal_name(sig));
+    sys::deliver_to_self(sig);
 }
 
 /// How many descriptors from 3 up the agent gets: --preserve-fds, or, for a socket-activated
@@ -258,6 +294,7 @@ fn base_stats(id: &str, profile: &Profile, cli: &Cli) -> Stats {
         memory_limit_bytes: None,
         oom_kills: None,
         pids_peak: None,
+        pids_limit_hits: None,
         pids_limit: None,
         leftover_processes: None,
         spawn: None,

@@ -46,6 +46,8 @@ pub struct Stats {
     pub memory_limit_bytes: Option<u64>,
     pub oom_kills: Option<u64>,
     pub pids_peak: Option<u64>,
+    /// Forks and clones the kernel refused at the tasks limit (pids.events `max`).
+    pub pids_limit_hits: Option<u64>,
     pub pids_limit: Option<u64>,
     /// Processes still in the cgroup when the main one exited, killed by teardown.
     pub leftover_processes: Option<u64>,
@@ -98,9 +100,10 @@ impl Stats {
             ),
         };
         out.push_str(&format!(
-            "synwire-run: agent {} ({}) {how}\n",
+            "synwire-run: agent {} ({}) {how}{}\n",
             short(&self.id),
-            self.profile
+            self.profile,
+            self.limits_hit()
         ));
         if self.outcome == Outcome::ExecFailed {
             return out;
@@ -166,6 +169,100 @@ impl Stats {
     }
 }
 
+impl Stats {
+    /// What the limits did that the outcome does not already say, for the first line: OOM kills
+    /// the agent outlived (`oom_policy = "continue"`), forks refused at the tasks limit.
+    fn limits_hit(&self) -> String {
+        let mut out = String::new();
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        if let Some(n) = self.oom_kills.filter(|n| *n > 0) {
+            if self.outcome != Outcome::OomKilled {
+                out.push_str(&format!(
+                    "; the out-of-memory killer ended {} of it (memory limit {})",
+                    plural(n, "process", "processes"),
+                    self.memory_limit_bytes.map_or("(none)".into(), human_bytes)
+                ));
+            }
+        }
+        if let Some(n) = self.pids_limit_hits.filter(|n| *n > 0) {
+            out.push_str(&format!(
+                "; {} failed at its tasks limit{}",
+                plural(n, "fork", "forks"),
+                self.pids_limit
+                    .map_or(String::new(), |l| format!(" of {l}"))
+            ));
+        }
+        out
+    }
+}
+
 fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(outcome: Outcome, code: i32) -> Stats {
+        Stats {
+            id: "0123456789".into(),
+            profile: "small".into(),
+            cgroup: None,
+            command: vec!["x".into()],
+            outcome,
+            exit_code: code,
+            signal: None,
+            signal_name: None,
+            wall_time_us: 1,
+            cpu_usage_us: None,
+            cpu_user_us: None,
+            cpu_system_us: None,
+            cpu_throttled_us: None,
+            cpu_nr_throttled: None,
+            cpu_limit: None,
+            memory_peak_bytes: None,
+            memory_peak_source: None,
+            memory_limit_bytes: Some(512 << 20),
+            oom_kills: Some(0),
+            pids_peak: None,
+            pids_limit: Some(64),
+            pids_limit_hits: Some(0),
+            leftover_processes: None,
+            spawn: None,
+            unenforced: Vec::new(),
+            landlock: crate::landlock::Status::off(),
+            error: None,
+        }
+    }
+
+    fn first_line(s: &Stats) -> String {
+        s.human().lines().next().unwrap().to_string()
+    }
+
+    #[test]
+    fn the_first_line_says_what_the_limits_did() {
+        let quiet = stats(Outcome::Exited, 0);
+        assert_eq!(
+            first_line(&quiet),
+            "synwire-run: agent 01234567 (small) exited with code 0"
+        );
+        let mut s = stats(Outcome::Exited, 0);
+        s.oom_kills = Some(12);
+        s.pids_limit_hits = Some(1);
+        let line = first_line(&s);
+        assert!(
+            line.contains("exited with code 0; the out-of-memory killer ended 12 processes of it (memory limit 512 MiB)")
+                && line.ends_with("; 1 fork failed at its tasks limit of 64"),
+            "{line}"
+        );
+        // An OOM-killed outcome says it already.
+        let mut s = stats(Outcome::OomKilled, 137);
+        s.oom_kills = Some(3);
+        assert!(!first_line(&s).contains("ended 3"), "{}", first_line(&s));
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["pids_limit_hits"], 0);
+        assert_eq!(json["oom_kills"], 3);
+    }
 }

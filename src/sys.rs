@@ -392,6 +392,122 @@ pub fn setxattr(path: &std::path::Path, name: &str, value: &[u8]) -> io::Result<
     check(r as libc::c_long).map(|_| ())
 }
 
+/// A set of signals as the kernel takes it: bit N-1 for signal N (1 to 64). libc's sigset_t
+/// functions refuse or silently drop the real-time signals the C libraries reserve (32 and 33),
+/// which synwire-run blocks too, so masks go to the kernel through the raw calls below.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SigMask(pub u64);
+
+/// The highest signal number on Linux (x86-64 and every other architecture but MIPS).
+pub const SIG_MAX: i32 = 64;
+
+impl SigMask {
+    pub const fn with(self, sig: i32) -> SigMask {
+        SigMask(self.0 | (1u64 << (sig - 1)))
+    }
+
+    pub const fn without(self, sig: i32) -> SigMask {
+        SigMask(self.0 & !(1u64 << (sig - 1)))
+    }
+
+    pub const fn has(self, sig: i32) -> bool {
+        sig >= 1 && sig <= SIG_MAX && self.0 & (1u64 << (sig - 1)) != 0
+    }
+}
+
+/// rt_sigprocmask(2) with the kernel's 8-byte set; returns the previous mask.
+pub fn sigprocmask(how: libc::c_int, set: SigMask) -> io::Result<SigMask> {
+    let mut old = SigMask(0);
+    // SAFETY: both pointers are valid 8-byte sets, the size the kernel takes on this platform.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            how,
+            &set.0 as *const u64,
+            &mut old.0 as *mut u64,
+            8usize,
+        )
+    })?;
+    Ok(old)
+}
+
+/// signalfd4(2): a close-on-exec, non-blocking descriptor from which the signals of `set` (which
+/// must be blocked) are read.
+pub fn signalfd(set: SigMask) -> io::Result<OwnedFd> {
+    // SAFETY: a valid 8-byte set; -1 asks for a new descriptor, which we then own.
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_signalfd4,
+            -1,
+            &set.0 as *const u64,
+            8usize,
+            libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
+        )
+    })?;
+    // SAFETY: a fresh descriptor that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// One signal read from a signalfd: its number, si_code and the sender's PID.
+#[derive(Debug, Clone, Copy)]
+pub struct SigInfo {
+    pub signo: i32,
+    pub code: i32,
+    pub pid: u32,
+}
+
+/// Reads one signal from a non-blocking signalfd; None when none is pending.
+pub fn read_signal(fd: RawFd) -> Option<SigInfo> {
+    // SAFETY: signalfd_siginfo is plain data; zeroed is a valid value.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: the buffer is valid for writes of `size` bytes.
+    let n = unsafe { libc::read(fd, &mut info as *mut _ as *mut libc::c_void, size) };
+    (n == size as isize).then_some(SigInfo {
+        signo: info.ssi_signo as i32,
+        code: info.ssi_code,
+        pid: info.ssi_pid,
+    })
+}
+
+/// Sends `sig` to this process with its default action and lets it act: the disposition is reset
+/// to SIG_DFL, the signal sent and unblocked. A fatal signal ends the process here; a stop signal
+/// stops it until SIGCONT, after which the signal is blocked again and this returns; so does a
+/// signal the kernel discards (PID 1 of a namespace ignores default-fatal signals).
+pub fn deliver_to_self(sig: i32) {
+    // SAFETY: SIG_DFL is always a valid disposition; sigaction only reads `sa`.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
+        libc::kill(libc::getpid(), sig);
+    }
+    let one = SigMask(0).with(sig);
+    let _ = sigprocmask(libc::SIG_UNBLOCK, one);
+    let _ = sigprocmask(libc::SIG_BLOCK, one);
+}
+
+/// This process's own CPU time so far (getrusage RUSAGE_SELF, user + system), in microseconds.
+pub fn own_cpu_us() -> u64 {
+    // SAFETY: rusage is plain data; zeroed is a valid value.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer for the duration of the call.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut r) };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    us(r.ru_utime) + us(r.ru_stime)
+}
+
+/// poll(2) on several descriptors, up to `timeout` (None: forever); the number ready.
+pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> usize {
+    let ms = timeout.map_or(-1, |t| {
+        // Round up: a deadline 0.4 ms away must not become a busy poll(0).
+        t.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
+    });
+    // SAFETY: a valid array of pollfd of the length passed.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    n.max(0) as usize
+}
+
 /// The signals pending for this process (blocked ones that arrived).
 pub fn pending_signals() -> Vec<i32> {
     // SAFETY: sigset_t is plain data; sigpending fills it.
@@ -432,10 +548,18 @@ pub mod child {
         }
     }
 
-    /// sigprocmask(SIG_SETMASK, mask).
-    pub fn set_signal_mask(mask: &libc::sigset_t) {
-        // SAFETY: `mask` is a valid initialised sigset_t.
-        unsafe { libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
+    /// rt_sigprocmask(SIG_SETMASK, mask), raw: libc would drop its reserved signals.
+    pub fn set_signal_mask(mask: SigMask) {
+        // SAFETY: a valid 8-byte set; the old mask is not asked for.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &mask.0 as *const u64,
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
     }
 
     pub fn close(fd: RawFd) {
@@ -738,13 +862,21 @@ pub mod child {
         }
     }
 
-    /// sigwaitinfo(2) on `set`: the signal number and its si_code.
-    pub fn sigwait(set: &libc::sigset_t) -> Option<(i32, i32)> {
-        // SAFETY: siginfo_t is plain data; sigwaitinfo fills it.
+    /// rt_sigtimedwait(2) without a timeout on `set`: the signal number and its si_code.
+    pub fn sigwait(set: SigMask) -> Option<(i32, i32)> {
+        // SAFETY: siginfo_t is plain data; the kernel fills it.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: both pointers are valid.
-        let sig = unsafe { libc::sigwaitinfo(set, &mut info) };
-        (sig > 0).then_some((sig, info.si_code))
+        // SAFETY: a valid 8-byte set and siginfo_t; a NULL timeout waits until one arrives.
+        let sig = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigtimedwait,
+                &set.0 as *const u64,
+                &mut info as *mut libc::siginfo_t,
+                std::ptr::null::<libc::timespec>(),
+                8usize,
+            )
+        };
+        (sig > 0).then_some((sig as i32, info.si_code))
     }
 
     /// waitpid(-1, WNOHANG): (pid, raw status) of one exited child.

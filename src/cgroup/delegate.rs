@@ -191,9 +191,12 @@ pub fn scope_hint() -> &'static str {
     }
 }
 
+/// The leaf of a delegated unit that synwire-run (and anything beside it) moves into.
+pub const SUPERVISOR_LEAF: &str = "supervisor";
+
 /// The cgroup synwire-run moves itself into when nesting.
 pub fn supervisor(own: &str) -> String {
-    join(own, "supervisor")
+    join(own, SUPERVISOR_LEAF)
 }
 
 #[cfg(test)]

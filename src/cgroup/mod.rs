@@ -4,6 +4,7 @@
 
 pub mod delegate;
 pub mod discover;
+pub mod room;
 pub mod stats;
 
 use std::fs;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::profile::Limits;
 use discover::{join, Mounts};
 
-pub use stats::CgroupStats;
+pub use stats::{CgroupStats, EventsFile};
 
 /// Where agents go below the parent.
 pub const AGENTS_SUBDIR: &str = "synwire/agents";
@@ -60,6 +61,15 @@ pub enum CgroupError {
     },
     #[error("cannot enable the {controller} controller in {}: that cgroup has processes of its own, and cgroup v2 lets only cgroups without processes pass controllers down; run synwire-run from a cgroup below it (a leaf) or pass --cgroup-parent to a cgroup without processes", path.display())]
     InternalProcesses { controller: String, path: PathBuf },
+    #[error("cannot move {who} out of {} into {}: {source}; cgroup v2 lets only a cgroup without processes pass controllers down, and synwire-run may not move this one. Start synwire-run with `exec` (in a unit's start script: `exec synwire-run …`; in a container: make it the entrypoint or `exec` it), move the process yourself (`echo PID > {}/cgroup.procs`), or pass --cgroup-parent to a cgroup without processes", dir.display(), leaf.display(), leaf.display())]
+    ProcessesInTheWay {
+        dir: PathBuf,
+        leaf: PathBuf,
+        who: String,
+        source: io::Error,
+    },
+    #[error("cannot {op} {}: the cgroup2 file system is mounted read-only here (a container's default); mount /sys/fs/cgroup read-write in the container (docker/podman: --cgroupns=private with --privileged or a rw cgroup mount; OCI config.json: drop \"ro\" from the /sys/fs/cgroup mount), or run with --allow-degraded", path.display())]
+    ReadOnly { op: &'static str, path: PathBuf },
     #[error("cannot set {} to {value}: {source}; {fix}", path.display())]
     Limit {
         path: PathBuf,
@@ -86,7 +96,12 @@ pub enum CgroupError {
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CgroupError + 'a {
     move |source| {
-        if source.kind() == ErrorKind::PermissionDenied {
+        if source.raw_os_error() == Some(libc::EROFS) {
+            CgroupError::ReadOnly {
+                op,
+                path: path.to_path_buf(),
+            }
+        } else if source.kind() == ErrorKind::PermissionDenied {
             CgroupError::NotDelegated {
                 op,
                 path: path.to_path_buf(),
@@ -345,7 +360,8 @@ impl AgentCgroup {
         h: &Hierarchy,
         req: &Request,
     ) -> Result<(AgentCgroup, Vec<Unenforced>), CgroupError> {
-        let mut nest = false;
+        // The cgroup whose processes must move into a leaf of it first, and that leaf.
+        let mut room: Option<(String, &str)> = None;
         let scoped;
         let (h, placement) = match req.parent {
             Some(_) => (h, None),
@@ -368,9 +384,17 @@ impl AgentCgroup {
             }
             (None, placement) => {
                 let parent = match placement.expect("a placement without --cgroup-parent") {
+                    // The root of a container's cgroup namespace: we (and whatever runs beside
+                    // us) move into `init`; the host's real root needs no room.
+                    delegate::Placement::Parent(p)
+                        if h.own == "/" && room::is_namespace_root(&h.mount) =>
+                    {
+                        room = Some((p.clone(), room::NS_ROOT_LEAF));
+                        p
+                    }
                     delegate::Placement::Parent(p) => p,
                     delegate::Placement::Nest(own) => {
-                        nest = true;
+                        room = Some((own.clone(), delegate::SUPERVISOR_LEAF));
                         own
                     }
                     delegate::Placement::Refuse { own, parent } => {
@@ -444,14 +468,12 @@ impl AgentCgroup {
             .map(|(c, _)| *c)
             .collect();
 
-        if nest {
-            // Our own cgroup is delegated to us: leave it for a leaf of ours, so that it may pass
-            // controllers down (cgroup v2 lets only cgroups without processes do that).
-            let sup = h.path(&delegate::supervisor(&h.own));
-            mkdir(&sup)?;
-            let procs = sup.join("cgroup.procs");
-            write_file(&procs, "0").map_err(io_err("write", &procs))?;
-            tracing::debug!("delegated unit: moved into {}", sup.display());
+        if let Some((cg, leaf)) = room {
+            // Our own cgroup is ours to arrange (a delegated unit, a container's root): leave it
+            // for a leaf, with whatever else runs there, so that it may pass controllers down.
+            let dir = h.path(&cg);
+            room::clear(&dir, leaf)?;
+            tracing::debug!("moved into {}", dir.join(leaf).display());
         }
         for (i, level) in levels.iter().enumerate() {
             let dir = h.path(level);
@@ -607,6 +629,17 @@ impl AgentCgroup {
         wait_dir_empty(&self.dir, limit)
     }
 
+    /// memory.events, open and armed for POLLPRI; None without the memory controller.
+    pub fn memory_events(&self) -> Option<EventsFile> {
+        if !self.has(Controller::Memory) {
+            return None;
+        }
+        let path = self.dir.join("memory.events");
+        EventsFile::open(&path)
+            .inspect_err(|e| tracing::debug!("cannot watch {}: {e}", path.display()))
+            .ok()
+    }
+
     pub fn stats(&self) -> CgroupStats {
         CgroupStats::read(&self.dir, self)
     }
@@ -686,22 +719,23 @@ pub fn kill_dir(dir: &Path) -> Result<(), CgroupError> {
 }
 
 /// Waits until the cgroup at `dir` is empty, up to `limit`, reaping our own children meanwhile.
-/// cgroup.events signals a change with POLLPRI; it is re-read at least every 20 ms.
+/// cgroup.events signals a change with POLLPRI (read through the same descriptor, see
+/// [`EventsFile`]); it is re-read at least every 100 ms, for children of ours to reap.
 pub fn wait_dir_empty(dir: &Path, limit: Duration) -> Result<bool, CgroupError> {
     let start = Instant::now();
-    let events = dir.join("cgroup.events");
-    let file = fs::File::open(&events).map_err(io_err("open", &events))?;
+    let path = dir.join("cgroup.events");
+    let mut events = EventsFile::open(&path).map_err(io_err("open", &path))?;
     loop {
         crate::sys::reap_any();
-        let text = fs::read_to_string(&events).map_err(io_err("read", &events))?;
-        if stats::key_value(&text, "populated") == Some(0) {
+        let text = events.read().map_err(io_err("read", &path))?;
+        if stats::key_value(text, "populated") == Some(0) {
             return Ok(true);
         }
         let left = limit.saturating_sub(start.elapsed());
         if left.is_zero() {
             return Ok(false);
         }
-        crate::sys::poll_pri(file.as_raw_fd(), left.min(Duration::from_millis(20)));
+        crate::sys::poll_pri(events.fd(), left.min(Duration::from_millis(100)));
     }
 }
 

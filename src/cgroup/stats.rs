@@ -3,6 +3,8 @@
 //! that is not enabled) is None, never a guess.
 
 use std::fs;
+use std::io::{self, Read, Seek};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
 use super::{AgentCgroup, Controller};
@@ -17,6 +19,47 @@ pub struct CgroupStats {
     pub memory_peak_bytes: Option<u64>,
     pub oom_kills: Option<u64>,
     pub pids_peak: Option<u64>,
+    /// pids.events `max`: forks and clones refused at pids.max.
+    pub pids_limit_hits: Option<u64>,
+}
+
+/// A flat-keyed events file (memory.events, cgroup.events) kept open. kernfs wakes a poll for
+/// POLLPRI on it when its content changes; what counts as seen is what was last read through
+/// that same descriptor, so it is always re-read through it: a descriptor that reads the file
+/// anew by path (or never read it) polls as changed forever, a busy loop.
+#[derive(Debug)]
+pub struct EventsFile {
+    file: fs::File,
+    text: String,
+}
+
+impl EventsFile {
+    /// Opens `path` and reads it once, which arms the POLLPRI notification.
+    pub fn open(path: &Path) -> io::Result<EventsFile> {
+        let mut e = EventsFile {
+            file: fs::File::open(path)?,
+            text: String::new(),
+        };
+        e.read()?;
+        Ok(e)
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+
+    /// Reads the whole file again, from the start, through the same descriptor.
+    pub fn read(&mut self) -> io::Result<&str> {
+        self.file.rewind()?;
+        self.text.clear();
+        self.file.read_to_string(&mut self.text)?;
+        Ok(&self.text)
+    }
+
+    /// The current value of `key`.
+    pub fn read_key(&mut self, key: &str) -> Option<u64> {
+        self.read().ok().and_then(|t| key_value(t, key))
+    }
 }
 
 /// The value of `key` in a flat-keyed file ("usage_usec 1234\n…").
@@ -51,6 +94,9 @@ impl CgroupStats {
         }
         if cg.has(Controller::Pids) {
             s.pids_peak = read_single(&dir.join("pids.peak"));
+            s.pids_limit_hits = fs::read_to_string(dir.join("pids.events"))
+                .ok()
+                .and_then(|t| key_value(&t, "max"));
         }
         s
     }

@@ -6,15 +6,17 @@
 //!
 //! It runs in the child between clone and exec of the agent: async-signal-safe calls only.
 
-use crate::sys::child;
+use crate::supervise::forwarded;
+use crate::sys::{child, SigMask};
 
 /// si_code of a signal the kernel sent (the terminal's Ctrl-C to the whole process group).
 const SI_KERNEL: i32 = 0x80;
 
 /// What the init needs, prepared before fork.
-pub struct Init<'a> {
-    /// The signals it waits for: the forwarded ones and SIGCHLD, already blocked.
-    pub wait_set: &'a libc::sigset_t,
+pub struct Init {
+    /// The signals it waits for: synwire-run's blocked set (every signal but the synchronous
+    /// ones, SIGCHLD included), already blocked.
+    pub wait_set: SigMask,
     /// Where the agent's raw wait status goes.
     pub status_fd: i32,
     /// The exec-error pipe: the init's copy is closed once the agent is forked, so synwire-run
@@ -51,6 +53,10 @@ pub fn run<C>(init: &Init, ctx: &C, start_agent: fn(&C) -> !) -> i32 {
                     child::exit(code);
                 }
             }
+            continue;
+        }
+        // The same set synwire-run forwards, a `[stop] signal` outside the usual ones included.
+        if !forwarded(sig) {
             continue;
         }
         // A signal the terminal sent to the whole foreground group already reached the agent.

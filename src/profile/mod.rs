@@ -158,6 +158,36 @@ pub struct Limits {
     pub pids: Option<u64>,
     /// Wall-clock limit.
     pub timeout: Option<Duration>,
+    /// What an OOM kill in the agent's cgroup does to the rest of the agent.
+    pub oom_policy: OomPolicy,
+}
+
+/// `[limits] oom_policy`: like systemd's OOMPolicy=stop and =continue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OomPolicy {
+    /// The first OOM kill ends the whole agent (exit 137, outcome `oom_killed`), even processes
+    /// that made themselves OOM-immune (oom_score_adj -1000, which memory.oom.group spares).
+    #[default]
+    Kill,
+    /// The agent runs on; the summary and the statistics say how many processes were killed.
+    Continue,
+}
+
+impl OomPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            OomPolicy::Kill => "kill",
+            OomPolicy::Continue => "continue",
+        }
+    }
+
+    fn parse(s: &str) -> Option<OomPolicy> {
+        match s {
+            "kill" => Some(OomPolicy::Kill),
+            "continue" => Some(OomPolicy::Continue),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -405,6 +435,7 @@ struct RawLimits {
     cpu_weight: Val,
     pids: Val,
     timeout: Val,
+    oom_policy: Val,
     // The synwire library's ResourceLimits names.
     memory_bytes: Val,
     cpu_quota: Val,
@@ -666,6 +697,16 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
             Duration::from_secs(src.uint(v, &key)?)
         };
         limits.timeout = Some(src.check(v, &key, check_timeout(d))?);
+    }
+    if let Some(v) = &l.oom_policy {
+        let s = src.string(v, "limits.oom_policy")?;
+        limits.oom_policy = OomPolicy::parse(s).ok_or_else(|| {
+            src.bad(
+                v,
+                "limits.oom_policy",
+                "expected \"kill\" (the first OOM kill ends the whole agent) or \"continue\" (the agent runs on)".into(),
+            )
+        })?;
     }
 
     let mut stop = Stop::default();

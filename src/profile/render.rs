@@ -69,6 +69,10 @@ impl Profile {
             l.pids.map(|p| Value::Integer(p as i64)),
         );
         put(&mut limits, "timeout", l.timeout.map(duration));
+        limits.insert(
+            "oom_policy".into(),
+            Value::String(l.oom_policy.name().into()),
+        );
         root.insert("limits".into(), Value::Table(limits));
 
         let mut stop = Table::new();

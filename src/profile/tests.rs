@@ -365,3 +365,45 @@ fn security_env_rlimits_sections() {
     let e = err("[rlimits]\nnofile = 2\n");
     assert!(e.contains("`rlimits.nofile`"), "{e}");
 }
+
+#[test]
+fn oom_policy_is_kill_unless_continue_is_asked_for() {
+    for (name, _) in BUILTINS {
+        let p = load(name, &Overrides::default()).unwrap();
+        assert_eq!(p.limits.oom_policy, OomPolicy::Kill, "{name}");
+    }
+    let p = parse("t", "t", "[limits]\noom_policy = \"continue\"\n").unwrap();
+    assert_eq!(p.limits.oom_policy, OomPolicy::Continue);
+    let e = err("[limits]\noom_policy = \"stop\"\n");
+    assert!(
+        e.contains("/p/t.toml:2:")
+            && e.contains("limits.oom_policy")
+            && e.contains("\"kill\"")
+            && e.contains("\"continue\""),
+        "{e}"
+    );
+    let e = err("[limits]\noom_policy = true\n");
+    assert!(
+        e.contains("limits.oom_policy") && e.contains("string"),
+        "{e}"
+    );
+    let o = Overrides {
+        sets: vec!["limits.oom_policy=continue".into()],
+        ..Default::default()
+    };
+    let p = load("small", &o).unwrap();
+    assert_eq!(p.limits.oom_policy, OomPolicy::Continue);
+    assert_eq!(p.limits.memory, Some(Size::Bytes(512 << 20)));
+    let o = Overrides {
+        sets: vec!["limits.oom_policy=sometimes".into()],
+        ..Default::default()
+    };
+    let e = load("small", &o).unwrap_err().to_string();
+    assert!(
+        e.contains("--set") && e.contains("limits.oom_policy"),
+        "{e}"
+    );
+    let text = p.to_toml();
+    assert!(text.contains("oom_policy = \"continue\""), "{text}");
+    assert_eq!(parse("small", "rendered", &text).unwrap(), p);
+}

@@ -92,14 +92,14 @@ pub enum SpawnError {
 pub(crate) struct ChildCtx<'a> {
     pub plan: &'a ExecPlan,
     pub parent_pid: i32,
-    pub old_mask: &'a libc::sigset_t,
+    pub old_mask: crate::sys::SigMask,
     /// Read end of the handshake (fork mode) and the write end to close first.
     pub handshake: Option<(RawFd, RawFd)>,
     pub err_fd: RawFd,
     pub ns: Option<&'a NsPlan>,
     pub sec: &'a SecPlan,
     /// For a pid namespace's init: the signals it waits for, and where the status goes.
-    pub wait_set: &'a libc::sigset_t,
+    pub wait_set: crate::sys::SigMask,
     pub status_fd: RawFd,
 }
 
@@ -125,8 +125,8 @@ pub struct Spawn<'a> {
     pub cgroup: Option<&'a AgentCgroup>,
     pub ns: Option<(&'a NsPlan, &'a Namespaces)>,
     pub sec: &'a SecPlan,
-    pub old_mask: &'a libc::sigset_t,
-    pub wait_set: &'a libc::sigset_t,
+    pub old_mask: crate::sys::SigMask,
+    pub wait_set: crate::sys::SigMask,
     /// Take the fallback path even where clone3 works (testing; SYNWIRE_SPAWN=fork).
     pub force_fork: bool,
 }

@@ -150,6 +150,9 @@ pub struct Setup {
     pub fds: Vec<i32>,
     /// Supplementary groups of synwire-run (root callers only).
     pub groups: Vec<u32>,
+    /// A command that runs synwire-run (appended to it) instead of exec'ing it directly: a start
+    /// script's shell, a container runtime (`synwire-vmtest container --`).
+    pub wrapper: Vec<String>,
 }
 
 /// Starts `synwire-run --stats-file F ARGS...` as `caller`, in spawn mode `spawn`.
@@ -228,7 +231,8 @@ fn start_full(
         }
         cmd.arg("--");
     }
-    cmd.arg(SYNWIRE)
+    cmd.args(&setup.wrapper)
+        .arg(SYNWIRE)
         .args(["--stats-file", &stats_file])
         .args(args);
     match spawn {

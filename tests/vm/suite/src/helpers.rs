@@ -124,7 +124,8 @@ pub fn trap_term() -> Result<(), String> {
     }
 }
 
-/// The signals synwire-run forwards, SIGTERM last.
+/// The usual signals synwire-run forwards, SIGTERM last (it forwards every signal the agent can
+/// receive: `trap-any` and signal_tests.rs cover the others).
 pub const FORWARDED: [Signal; 7] = [
     Signal::SIGHUP,
     Signal::SIGINT,
@@ -522,4 +523,214 @@ pub fn bind(args: &[String]) -> Result<(), String> {
         Err(e) => say(&format!("bind {port}: {e}")),
     }
     Ok(())
+}
+
+/// `container [--orchestrate] -- CMD...`: plays a container runtime for the process already moved
+/// into the container's cgroup (by `in-cgroup`): a new cgroup namespace whose root is that
+/// cgroup, a private mount namespace with cgroup2 mounted read-write at /sys/fs/cgroup (as crun
+/// and runc do), then CMD as the entrypoint (exec). With `--orchestrate` it stays beside CMD, as
+/// an orchestrator or shell in the container's cgroup would, with a sidecar process of its own:
+/// it runs CMD, then prints `orchestrator 0::…` and `sidecar 0::…` (their cgroups as the
+/// container sees them), ends the sidecar and exits with CMD's status.
+pub fn container(args: &[String]) -> Result<(), String> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    use nix::sched::{unshare, CloneFlags};
+    let (pre, cmd) = split_cmd(args)?;
+    let orchestrate = match pre {
+        [] => false,
+        [o] if o == "--orchestrate" => true,
+        _ => return Err("usage: container [--orchestrate] -- CMD...".into()),
+    };
+    unshare(CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("unshare: {e}"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("make / private: {e}"))?;
+    umount2("/sys/fs/cgroup", MntFlags::MNT_DETACH).map_err(|e| format!("umount: {e}"))?;
+    mount(
+        Some("cgroup2"),
+        "/sys/fs/cgroup",
+        Some("cgroup2"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| format!("mount cgroup2: {e}"))?;
+    if !orchestrate {
+        return exec(cmd);
+    }
+    let own_line = || {
+        std::fs::read_to_string("/proc/self/cgroup")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("0::"))
+            .unwrap_or("?")
+            .to_string()
+    };
+    // The sidecar waits for EOF on a pipe: it ends when we close our end, whatever happens.
+    let (r, w) = unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: the suite's helpers are single-threaded here; the child only reads and exits.
+    let sidecar = match unsafe { unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            drop(w);
+            let mut buf = [0u8; 1];
+            let _ = File::from(r).read(&mut buf);
+            // SAFETY: _exit ends the forked child without running the parent's atexit handlers.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(r);
+    let status = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .status()
+        .map_err(|e| format!("run {}: {e}", cmd[0]))?;
+    say(&format!("orchestrator {}", own_line()));
+    let side = std::fs::read_to_string(format!("/proc/{sidecar}/cgroup")).unwrap_or_default();
+    say(&format!(
+        "sidecar {}",
+        side.lines().find(|l| l.starts_with("0::")).unwrap_or("?")
+    ));
+    drop(w);
+    let _ = nix::sys::wait::waitpid(sidecar, None);
+    std::process::exit(status.code().unwrap_or(125));
+}
+
+/// `deny-clone3 ERRNO -- CMD...`: installs a seccomp filter that fails clone3(2) with ERRNO (a
+/// number: 38 ENOSYS, 1 EPERM as container runtimes' profiles do, 7 E2BIG as a kernel older than
+/// CLONE_INTO_CGROUP answers), then execs CMD, which inherits it. Everything else is allowed.
+pub fn deny_clone3(args: &[String]) -> Result<(), String> {
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const NR_CLONE3: u32 = 435;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_ERRNO: u32 = 0x0005_0000;
+    let (pre, cmd) = split_cmd(args)?;
+    let [errno] = pre else {
+        return Err("usage: deny-clone3 ERRNO -- CMD...".into());
+    };
+    let errno: u32 = errno.parse().map_err(|_| format!("bad errno {errno}"))?;
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let ld = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    // struct seccomp_data: nr at 0, arch at 4.
+    let filter = [
+        stmt(ld, 4),
+        jeq(AUDIT_ARCH_X86_64, 0, 3),
+        stmt(ld, 0),
+        jeq(NR_CLONE3, 0, 1),
+        stmt(ret, RET_ERRNO | (errno & 0xffff)),
+        stmt(ret, RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes plain integers; PR_SET_SECCOMP reads `prog`, which points
+    // at `filter`, both alive for the call.
+    let r = unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            -1
+        } else {
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+            )
+        }
+    };
+    if r != 0 {
+        return Err(format!(
+            "seccomp filter: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    exec(cmd)
+}
+
+/// `trap-any [EXIT_SIG]`: blocks every signal it can, prints `ready`, then `got N` (the number)
+/// for each signal it receives, real-time ones included; exits 42 after EXIT_SIG (default 15).
+pub fn trap_any(args: &[String]) -> Result<(), String> {
+    let exit_sig: i32 = if args.is_empty() {
+        libc::SIGTERM
+    } else {
+        parse(args, "EXIT_SIG")?
+    };
+    // sigfillset leaves out the C library's own signals (32, 33), as a program's mask does.
+    let set = SigSet::all();
+    set.thread_block()
+        .map_err(|e| format!("sigprocmask: {e}"))?;
+    say("ready");
+    loop {
+        // SAFETY: siginfo_t is plain data; sigwaitinfo fills it from a valid set.
+        let sig = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::sigwaitinfo(set.as_ref(), &mut info)
+        };
+        if sig < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("sigwaitinfo: {e}"));
+        }
+        say(&format!("got {sig}"));
+        if sig == exit_sig {
+            std::process::exit(42);
+        }
+    }
+}
+
+/// `oom-parent MIB [exit]`: makes itself OOM-immune (oom_score_adj -1000, as stress-ng's parent
+/// does), forks a child that takes back an ordinary score and allocates MIB mebibytes, prints
+/// `ready` and then how the child ended. With `exit` it then exits 0; without, it sleeps forever,
+/// so only something that kills the whole agent ends it.
+pub fn oom_parent(args: &[String]) -> Result<(), String> {
+    let mib: usize = parse(args, "MIB")?;
+    let then_exit = args.get(1).is_some_and(|a| a == "exit");
+    std::fs::write("/proc/self/oom_score_adj", "-1000")
+        .map_err(|e| format!("oom_score_adj -1000: {e}"))?;
+    say("ready");
+    // SAFETY: single-threaded; the child runs ordinary code, as after any fork of a
+    // single-threaded program.
+    match unsafe { unistd::fork() } {
+        Ok(ForkResult::Child) => {
+            let _ = std::fs::write("/proc/self/oom_score_adj", "0");
+            let r = hog(&[mib.to_string()]);
+            std::process::exit(if r.is_ok() { 0 } else { 2 });
+        }
+        Ok(ForkResult::Parent { child }) => {
+            use nix::sys::wait::{waitpid, WaitStatus};
+            let how = loop {
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, c)) => break format!("child exited {c}"),
+                    Ok(WaitStatus::Signaled(_, s, _)) => break format!("child killed by {s}"),
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(format!("waitpid: {e}")),
+                }
+            };
+            say(&how);
+            if then_exit {
+                return Ok(());
+            }
+            loop {
+                unistd::pause();
+            }
+        }
+        Err(e) => Err(format!("fork: {e}")),
+    }
 }

@@ -8,12 +8,15 @@
 //! as agent commands.
 
 mod escape_tests;
+mod fallback_tests;
 mod harness;
 mod helpers;
 mod landlock_tests;
 mod layout;
 mod ns_tests;
+mod room_tests;
 mod sec_tests;
+mod signal_tests;
 mod systemd_sim_tests;
 mod tests;
 mod torture_tests;
@@ -23,9 +26,11 @@ use std::process::ExitCode;
 const USAGE: &str =
     "usage: synwire-vmtest suite --layout unified|hybrid [--filter S] | torture-rows
        synwire-vmtest hog MIB | forkbomb | sleepers N | spin SECS | trap-term | trap-signals
+       synwire-vmtest trap-any [EXIT_SIG] | oom-parent MIB [exit]
        synwire-vmtest ignore-term | daemonize | count-int | ifaces | on-tty PTS -- CMD...
        synwire-vmtest as-user UID GID CGROUP -- CMD... | in-cgroup CGROUP -- CMD...
-       synwire-vmtest prep [--fds N,...] [--groups G,...] -- CMD... | fds | bind PORT";
+       synwire-vmtest prep [--fds N,...] [--groups G,...] -- CMD... | fds | bind PORT
+       synwire-vmtest container [--orchestrate] -- CMD... | deny-clone3 ERRNO -- CMD...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,6 +46,8 @@ fn main() -> ExitCode {
         Some("spin") => helpers::spin(&args[1..]),
         Some("trap-term") => helpers::trap_term(),
         Some("trap-signals") => helpers::trap_signals(),
+        Some("trap-any") => helpers::trap_any(&args[1..]),
+        Some("oom-parent") => helpers::oom_parent(&args[1..]),
         Some("count-int") => helpers::count_int(),
         Some("on-tty") => helpers::on_tty(&args[1..]),
         Some("ignore-term") => helpers::ignore_term(),
@@ -51,6 +58,8 @@ fn main() -> ExitCode {
         Some("prep") => helpers::prep(&args[1..]),
         Some("fds") => helpers::fds(),
         Some("bind") => helpers::bind(&args[1..]),
+        Some("container") => helpers::container(&args[1..]),
+        Some("deny-clone3") => helpers::deny_clone3(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {

@@ -167,7 +167,9 @@ fn pid_view(env: &Env, m: Spawn) -> Result<(), String> {
 }
 
 /// An agent without a SIGTERM handler (the shell execs sleep) stops on SIGTERM: the init
-/// forwards it, and synwire-run reports the agent's own death by signal.
+/// forwards it, and synwire-run reports the agent's own death by signal. Asked to stop by that
+/// SIGTERM, synwire-run then dies of it too (a shell sees 143 through WTERMSIG; systemd counts
+/// it as a clean stop).
 fn pid_sigterm_no_handler(env: &Env, m: Spawn) -> Result<(), String> {
     let s = start(
         env,
@@ -184,8 +186,11 @@ fn pid_sigterm_no_handler(env: &Env, m: Spawn) -> Result<(), String> {
         ],
     )?;
     let r = s.sigterm_when_ready()?;
-    r.expect_code(143)?;
+    r.expect_code(crate::harness::SIGNALED + 15)?;
     r.expect_outcome("signaled")?;
+    ensure(r.stat_u64("exit_code")? == 143, || {
+        format!("stats exit_code {:?}, expected 143", r.stat("exit_code"))
+    })?;
     ensure(r.stat_u64("signal")? == 15, || {
         format!("stats signal {:?}, expected 15", r.stat("signal"))
     })

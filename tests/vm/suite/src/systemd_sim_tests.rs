@@ -22,10 +22,10 @@ pub fn add_all(t: &mut Vec<(String, TestFn)>) {
 }
 
 /// /run/systemd/system for the length of one test: removed on drop, whatever happens.
-struct Booted;
+pub(crate) struct Booted;
 
 impl Booted {
-    fn new() -> Result<Booted, String> {
+    pub(crate) fn new() -> Result<Booted, String> {
         std::fs::create_dir_all("/run/systemd/system")
             .map_err(|e| format!("mkdir /run/systemd/system: {e}"))?;
         Ok(Booted)
@@ -40,7 +40,7 @@ impl Drop for Booted {
 }
 
 /// A unit's cgroup under /system.slice, delegated (trusted.delegate=1) or not.
-fn unit(env: &Env, name: &str, delegated: bool) -> Result<String, String> {
+pub(crate) fn unit(env: &Env, name: &str, delegated: bool) -> Result<String, String> {
     let slice = env.path("/system.slice");
     std::fs::create_dir_all(&slice).map_err(|e| format!("mkdir system.slice: {e}"))?;
     let available = layout::read(&slice.join("cgroup.controllers"))?;

@@ -17,7 +17,7 @@ pub(crate) type TestFn = Box<dyn Fn(&Env) -> Result<(), String>>;
 
 /// Shell snippet run as the agent: prints its `0::` line, then memory.max, pids.max, cpu.max of
 /// its own cgroup, read from inside.
-const SHOW_LIMITS: &str = "l=$(grep ^0:: /proc/self/cgroup); echo \"$l\"; \
+pub(crate) const SHOW_LIMITS: &str = "l=$(grep ^0:: /proc/self/cgroup); echo \"$l\"; \
     cg=/sys/fs/cgroup${l#0::}; cat $cg/memory.max $cg/pids.max $cg/cpu.max";
 
 pub(crate) fn root(env: &Env) -> Caller {
@@ -96,9 +96,12 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     add!("gc/kill-outlived", gc_kill_outlived);
     crate::ns_tests::add_all(&mut t);
     crate::sec_tests::add_all(&mut t);
+    crate::signal_tests::add_all(&mut t);
     crate::landlock_tests::add_all(&mut t);
     crate::systemd_sim_tests::add_all(&mut t);
     crate::torture_tests::add_all(&mut t);
+    crate::room_tests::add_all(&mut t);
+    crate::fallback_tests::add_all(&mut t);
     t
 }
 
