@@ -158,6 +158,27 @@ t_scope_stop() {
     [[ -z "$err" ]] && ok $name || fail $name "$err"
 }
 
+# 4b. Where a manager's private socket cannot be used (a container that shares only the bus, a
+#     locked-down socket), the scope is asked for through the bus daemon: AddMatch, Subscribe,
+#     StartTransientUnit, JobRemoved on the system bus (root) and the user's session bus.
+t_via_bus() {
+    local out rc
+    # PID 1 listens there still; only this path is hidden.
+    mount --bind /dev/null /run/systemd/private
+    out=$(in_login root 'synwire-run -vv --profile small -- /tmp/scope-agent')
+    rc=$?
+    umount /run/systemd/private
+    check_scoped_run scope-through-the-system-bus "$out" system $rc
+    grep -q 'system_bus_socket: JobRemoved' <<<"$out" || echo "(no JobRemoved line from the system bus above)" | note
+    local mode
+    mode=$(stat -c %a /run/user/1000/systemd/private)
+    chmod 000 /run/user/1000/systemd/private
+    out=$(in_login user 'synwire-run -vv --profile small -- /tmp/scope-agent')
+    rc=$?
+    chmod "$mode" /run/user/1000/systemd/private
+    check_scoped_run scope-through-the-session-bus "$out" 1000 $rc
+}
+
 # 5. Operators cap all agents together with a drop-in on synwire.slice.
 t_slice_dropin() {
     local name=synwire-slice-drop-in-caps-every-agent out rc
@@ -200,5 +221,6 @@ t_login_sessions
 t_switch_user
 t_refusals
 t_scope_stop
+t_via_bus
 t_slice_dropin
 t_scope_cost
