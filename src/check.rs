@@ -97,7 +97,22 @@ pub fn run_checks() -> Vec<Check> {
     }
     out.push(ok("own cgroup", h.own.clone()));
     let systemd = delegate::systemd_booted();
-    let placement = h.placement();
+    let mut placement = h.placement();
+    // A unit of our user manager without the mark (systemd 252): the manager says whether it
+    // has Delegate=yes, as a run would ask.
+    if let delegate::Step::AskDelegate { uid, iface, .. } = delegate::systemd_step(
+        &placement,
+        &h.own,
+        delegate::ManagerMode::Auto,
+        systemd,
+        nix::unistd::geteuid().as_raw(),
+        |rel| delegate::is_delegated(&h.path(rel)),
+    ) {
+        use crate::systemd::scope::{unit_delegates, Manager};
+        if unit_delegates(Manager::User(uid), std::process::id(), iface) == Ok(true) {
+            placement = Placement::Nest(h.own.clone());
+        }
+    }
     let parent = match placement.clone() {
         Placement::Parent(p) if h.own == "/" && room::is_namespace_root(&h.mount) => {
             let others = std::fs::read_to_string(h.path("/").join("cgroup.procs"))

@@ -79,6 +79,9 @@ t_check_user() {
         fail $name "exit status $rc"
     elif ! grep -qw OK <<<"$out"; then
         fail $name "no OK line"
+    elif ! grep -q 'placement.*delegated unit' <<<"$out"; then
+        # As a run does, check asks the user manager about Delegate= (no mark on systemd 252).
+        fail $name "the placement line does not say the Delegate=yes unit nests"
     else
         ok $name
     fi
