@@ -97,7 +97,23 @@ pub fn run_checks() -> Vec<Check> {
     }
     out.push(ok("own cgroup", h.own.clone()));
     let systemd = delegate::systemd_booted();
-    let parent = match h.placement() {
+    let mut placement = h.placement();
+    // A unit of our user manager without the mark (systemd 252): the manager says whether it
+    // has Delegate=yes, as a run would ask.
+    if let delegate::Step::AskDelegate { uid, iface, .. } = delegate::systemd_step(
+        &placement,
+        &h.own,
+        delegate::ManagerMode::Auto,
+        systemd,
+        nix::unistd::geteuid().as_raw(),
+        |rel| delegate::is_delegated(&h.path(rel)),
+    ) {
+        use crate::systemd::scope::{unit_delegates, Manager};
+        if unit_delegates(Manager::User(uid), std::process::id(), iface) == Ok(true) {
+            placement = Placement::Nest(h.own.clone());
+        }
+    }
+    let parent = match placement.clone() {
         Placement::Parent(p) if h.own == "/" && room::is_namespace_root(&h.mount) => {
             let others = std::fs::read_to_string(h.path("/").join("cgroup.procs"))
                 .map(|t| t.lines().count().saturating_sub(1))
@@ -133,6 +149,29 @@ pub fn run_checks() -> Vec<Check> {
                 ),
             ));
             Some(own)
+        }
+        Placement::Refuse { ref own, .. }
+            if delegate::systemd_step(
+                &placement,
+                own,
+                delegate::ManagerMode::Auto,
+                systemd,
+                nix::unistd::geteuid().as_raw(),
+                |rel| delegate::is_delegated(&h.path(rel)),
+            ) == delegate::Step::Scope =>
+        {
+            let manager = if nix::unistd::geteuid().is_root() {
+                "the system manager (PID 1)"
+            } else {
+                "your user manager"
+            };
+            out.push(ok(
+                "placement",
+                format!(
+                    "{own} is a login session: each run asks {manager} for a transient scope with delegation (synwire-<id>.scope in synwire.slice) and nests there; --no-scope refuses instead"
+                ),
+            ));
+            None
         }
         Placement::Refuse { own, parent } => {
             let e = crate::cgroup::CgroupError::NotDelegatedUnit {

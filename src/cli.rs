@@ -60,6 +60,18 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub cgroup_parent: Option<String>,
 
+    /// Run in a transient systemd scope with delegation (`synwire-<id>.scope` in synwire.slice),
+    /// asked of PID 1 by root and of the user manager otherwise; as `[cgroup] manager = "systemd"`.
+    /// Without it, a scope is asked for only where the agents would otherwise have no place
+    /// (a login session).
+    #[arg(long, conflicts_with_all = ["no_scope", "cgroup_parent"])]
+    pub scope: bool,
+
+    /// Never ask systemd for a scope (as `[cgroup] manager = "cgroupfs"`): in a login session
+    /// synwire-run refuses, naming the unit lines to add.
+    #[arg(long)]
+    pub no_scope: bool,
+
     /// Override any profile key by dotted path, e.g. --set limits.memory_high=1G (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,

@@ -35,6 +35,7 @@ pub mod security;
 pub mod spawn;
 pub mod supervise;
 pub mod sys;
+pub mod systemd;
 
 use std::time::{Duration, Instant};
 
@@ -355,6 +356,14 @@ fn setup_cgroup(
     id: &str,
     degraded_ok: bool,
 ) -> Result<(Option<AgentCgroup>, Vec<Unenforced>), Error> {
+    let manager = if cli.scope {
+        cgroup::delegate::ManagerMode::Systemd
+    } else if cli.no_scope {
+        cgroup::delegate::ManagerMode::Cgroupfs
+    } else {
+        profile.cgroup_manager
+    };
+    let description = scope_description(&profile.name, &cli.command);
     let created = Hierarchy::discover().and_then(|h| {
         AgentCgroup::create(
             &h,
@@ -364,6 +373,8 @@ fn setup_cgroup(
                 limits: &profile.limits,
                 profile: &profile.name,
                 degraded_ok,
+                manager,
+                description: &description,
             },
         )
     });
@@ -393,6 +404,25 @@ fn setup_cgroup(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The Description of a transient scope: the profile and the command, as `systemctl status`
+/// shows it (shortened past 200 characters).
+fn scope_description(profile: &str, command: &[std::ffi::OsString]) -> String {
+    let cmd: Vec<String> = command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut d = format!("synwire-run --profile {profile} -- {}", cmd.join(" "));
+    if d.len() > 200 {
+        let mut end = 197;
+        while !d.is_char_boundary(end) {
+            end -= 1;
+        }
+        d.truncate(end);
+        d.push_str("...");
+    }
+    d
 }
 
 /// Kills what the agent left behind, waits for the cgroup to empty, reads the statistics and

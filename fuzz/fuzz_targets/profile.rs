@@ -95,7 +95,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("stop", &["signal", "grace"]),
-    ("cgroup", &["required"]),
+    ("cgroup", &["required", "manager"]),
     (
         "namespaces",
         &[
@@ -135,6 +135,9 @@ const WORDS: &[&str] = &[
     "d",
     "all",
     "SIGTERM",
+    "auto",
+    "systemd",
+    "cgroupfs",
     "usr1",
     "KILL",
     "NET_BIND_SERVICE",

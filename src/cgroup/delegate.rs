@@ -5,7 +5,9 @@
 //! under `<own>/synwire/agents`. Under `DelegateSubgroup=supervisor` (systemd 254+) we start in
 //! `<unit>/supervisor` already and the ordinary sibling rule lands inside the unit. Anything else
 //! that would put agents directly under a systemd-owned `.slice` is refused with the unit lines to
-//! add.
+//! add — except where [`systemd_step`] asks systemd for help: a login session gets a transient
+//! scope with delegation (as `systemd-run --scope` would), and a unit of our user manager, which
+//! on systemd 252 marks nothing, is asked about over D-Bus whether it has `Delegate=yes`.
 
 use std::path::Path;
 
@@ -69,6 +71,123 @@ fn within_delegated(cg: &str, delegated: &impl Fn(&str) -> bool) -> bool {
             return false;
         }
         c = default_parent(&c);
+    }
+}
+
+/// Who arranges the agents' cgroups: `[cgroup] manager` and `--scope` / `--no-scope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ManagerMode {
+    /// Ask systemd for a scope only where the placement rule would refuse (a login session).
+    #[default]
+    Auto,
+    /// Always run in a transient scope of our own.
+    Systemd,
+    /// Never ask systemd: today's placement rule, refusals included.
+    Cgroupfs,
+}
+
+impl ManagerMode {
+    pub const NAMES: &'static [&'static str] = &["auto", "systemd", "cgroupfs"];
+
+    pub fn parse(s: &str) -> Option<ManagerMode> {
+        match s {
+            "auto" => Some(ManagerMode::Auto),
+            "systemd" => Some(ManagerMode::Systemd),
+            "cgroupfs" => Some(ManagerMode::Cgroupfs),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ManagerMode::Auto => "auto",
+            ManagerMode::Systemd => "systemd",
+            ManagerMode::Cgroupfs => "cgroupfs",
+        }
+    }
+}
+
+/// What to ask systemd, after [`decide`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing: the placement stands (no D-Bus at all).
+    Keep,
+    /// Ask for a transient scope with delegation and nest in it.
+    Scope,
+    /// Our unit runs under the user manager of this uid, which on systemd 252 marks no delegated
+    /// cgroup: ask it whether our unit has `Delegate=yes` (then nest), with the unit type's
+    /// D-Bus interface. `then_scope`: if not, a scope (the placement refused).
+    AskDelegate {
+        uid: u32,
+        iface: &'static str,
+        then_scope: bool,
+    },
+}
+
+/// Decides whether systemd must help with `placement` of our cgroup `own`. `euid` is ours;
+/// `delegated` as for [`decide`]. The rule, under systemd, in `auto`:
+/// - a refusal in a login session or anything else of a user's `user-N.slice` outside its user
+///   manager (`session-N.scope`, also after sudo or runuser) → a scope;
+/// - our unit inside our own user manager (`user@N.service/…/x.service`) without the mark →
+///   ask the user manager whether it has `Delegate=yes`;
+/// - a system unit without delegation (system.slice, machine.slice, …) → keep the refusal with
+///   its unit lines: the fix belongs in the unit.
+pub fn systemd_step(
+    placement: &Placement,
+    own: &str,
+    mode: ManagerMode,
+    systemd: bool,
+    euid: u32,
+    delegated: impl Fn(&str) -> bool,
+) -> Step {
+    match mode {
+        ManagerMode::Cgroupfs => return Step::Keep,
+        ManagerMode::Systemd => return Step::Scope,
+        ManagerMode::Auto if !systemd => return Step::Keep,
+        ManagerMode::Auto => {}
+    }
+    let refused = matches!(placement, Placement::Refuse { .. });
+    let unit = own.rsplit('/').next().unwrap_or("");
+    let iface = if unit.ends_with(".service") {
+        Some("org.freedesktop.systemd1.Service")
+    } else if unit.ends_with(".scope") {
+        Some("org.freedesktop.systemd1.Scope")
+    } else {
+        None
+    };
+    if let (Some(uid), Some(iface), false) = (user_manager_uid(own), iface, delegated(own)) {
+        if uid == euid && !matches!(placement, Placement::Nest(_)) {
+            return Step::AskDelegate {
+                uid,
+                iface,
+                then_scope: refused,
+            };
+        }
+    }
+    if refused && own.starts_with("/user.slice/") {
+        return Step::Scope;
+    }
+    Step::Keep
+}
+
+/// The uid N when `own` lies inside `user@N.service` (below the manager's own cgroup).
+fn user_manager_uid(own: &str) -> Option<u32> {
+    let mut parts = own.split('/').skip_while(|p| !p.starts_with("user@"));
+    let uid = parts
+        .next()?
+        .strip_prefix("user@")?
+        .strip_suffix(".service")?;
+    parts.next()?;
+    uid.parse().ok()
+}
+
+/// The command that starts synwire-run in a delegated scope by hand, for this caller: root asks
+/// PID 1; anyone else their user manager, which needs no password (PID 1 would ask polkit).
+pub fn scope_hint() -> &'static str {
+    if nix::unistd::geteuid().is_root() {
+        "systemd-run --scope -p Delegate=yes synwire-run …"
+    } else {
+        "systemd-run --user --scope -p Delegate=yes synwire-run …"
     }
 }
 
@@ -136,6 +255,100 @@ mod tests {
             ),
             Placement::Refuse { .. }
         ));
+    }
+
+    const SESSION: &str = "/user.slice/user-1000.slice/session-2.scope";
+
+    fn step(own: &str, mode: ManagerMode, euid: u32, d: &'static [&'static str]) -> Step {
+        let p = decide(own, true, marks(d));
+        systemd_step(&p, own, mode, true, euid, marks(d))
+    }
+
+    #[test]
+    fn a_login_session_asks_for_a_scope_as_root_and_as_a_user() {
+        assert_eq!(step(SESSION, ManagerMode::Auto, 1000, &[]), Step::Scope);
+        // sudo from a user's session, runuser -u from root's: the session is someone's, still a
+        // user-N.slice; which manager answers follows the caller's uid.
+        assert_eq!(step(SESSION, ManagerMode::Auto, 0, &[]), Step::Scope);
+        assert_eq!(
+            step(
+                "/user.slice/user-0.slice/session-5.scope",
+                ManagerMode::Auto,
+                1000,
+                &[]
+            ),
+            Step::Scope
+        );
+        // --no-scope / manager = "cgroupfs": today's refusal, no D-Bus.
+        assert_eq!(step(SESSION, ManagerMode::Cgroupfs, 1000, &[]), Step::Keep);
+        // Without systemd nothing is asked.
+        let p = decide(SESSION, false, marks(&[]));
+        assert_eq!(
+            systemd_step(&p, SESSION, ManagerMode::Auto, false, 0, marks(&[])),
+            Step::Keep
+        );
+    }
+
+    #[test]
+    fn a_system_service_without_delegation_keeps_its_refusal() {
+        assert_eq!(
+            step("/system.slice/agent.service", ManagerMode::Auto, 0, &[]),
+            Step::Keep
+        );
+        assert_eq!(
+            step("/machine.slice/x.scope", ManagerMode::Auto, 0, &[]),
+            Step::Keep
+        );
+        // --scope / manager = "systemd" asks anyway.
+        assert_eq!(
+            step("/system.slice/agent.service", ManagerMode::Systemd, 0, &[]),
+            Step::Scope
+        );
+    }
+
+    #[test]
+    fn a_unit_in_our_user_manager_without_the_mark_asks_about_delegate() {
+        let m = &["/user.slice/user-1000.slice/user@1000.service"];
+        let svc = "/user.slice/user-1000.slice/user@1000.service/app.slice/run-u7.service";
+        assert_eq!(
+            step(svc, ManagerMode::Auto, 1000, m),
+            Step::AskDelegate {
+                uid: 1000,
+                iface: "org.freedesktop.systemd1.Service",
+                then_scope: false
+            }
+        );
+        let term = "/user.slice/user-1000.slice/user@1000.service/app.slice/vte-spawn-1.scope";
+        assert!(matches!(
+            step(term, ManagerMode::Auto, 1000, m),
+            Step::AskDelegate {
+                iface: "org.freedesktop.systemd1.Scope",
+                ..
+            }
+        ));
+        // Marked (a newer systemd): nest without asking.
+        let both: &'static [&'static str] = &[
+            "/user.slice/user-1000.slice/user@1000.service",
+            "/user.slice/user-1000.slice/user@1000.service/app.slice/run-u7.service",
+        ];
+        assert_eq!(step(svc, ManagerMode::Auto, 1000, both), Step::Keep);
+        // Someone else's user manager is not ours to ask; a slice is no unit to ask about.
+        assert_eq!(step(svc, ManagerMode::Auto, 0, m), Step::Keep);
+        assert_eq!(
+            step(
+                "/user.slice/user-1000.slice/user@1000.service/app.slice",
+                ManagerMode::Auto,
+                1000,
+                m
+            ),
+            Step::Keep
+        );
+        // The user manager's own cgroup is not inside it.
+        assert_eq!(
+            user_manager_uid("/user.slice/user-1000.slice/user@1000.service"),
+            None
+        );
+        assert_eq!(user_manager_uid(svc), Some(1000));
     }
 
     #[test]

@@ -77,8 +77,15 @@ pub enum CgroupError {
         source: io::Error,
         fix: String,
     },
-    #[error("synwire-run runs in {}, a systemd unit without delegation: its agents would need cgroups in {}, which belongs to systemd. Add to the unit `Delegate=cpu memory pids io` (and `DelegateSubgroup=supervisor` on systemd 254+), or start it with `systemd-run --scope -p Delegate=yes synwire-run …`, or pass --cgroup-parent to a cgroup delegated to you", own.display(), parent.display())]
+    #[error("synwire-run runs in {}, a systemd unit without delegation: its agents would need cgroups in {}, which belongs to systemd. Add to the unit `Delegate=cpu memory pids io` (and `DelegateSubgroup=supervisor` on systemd 254+), or start it with `{hint}`, or pass --cgroup-parent to a cgroup delegated to you", own.display(), parent.display(), hint = delegate::scope_hint())]
     NotDelegatedUnit { own: PathBuf, parent: PathBuf },
+    #[error("{refusal}. synwire-run asked {manager} for a transient scope with delegation, and got none: {tried}")]
+    NoScope {
+        /// What would have been refused without a scope, or why a scope was asked for.
+        refusal: String,
+        manager: &'static str,
+        tried: String,
+    },
     #[error("cannot {op} {}: {source}", path.display())]
     Io {
         op: &'static str,
@@ -171,6 +178,94 @@ impl Hierarchy {
     }
 }
 
+/// The placement, with systemd's help where [`delegate::systemd_step`] says so. Returns our new
+/// own cgroup when we were moved into a transient scope.
+fn with_systemd(
+    h: &Hierarchy,
+    req: &Request,
+) -> Result<(delegate::Placement, Option<String>), CgroupError> {
+    use crate::systemd::scope::{self, Manager};
+    use delegate::{Placement, Step};
+    let placement = h.placement();
+    let euid = nix::unistd::geteuid().as_raw();
+    let step = delegate::systemd_step(
+        &placement,
+        &h.own,
+        req.manager,
+        delegate::systemd_booted(),
+        euid,
+        |rel| delegate::is_delegated(&h.path(rel)),
+    );
+    let refusal = || match &placement {
+        Placement::Refuse { own, parent } => CgroupError::NotDelegatedUnit {
+            own: h.path(own),
+            parent: h.path(parent),
+        }
+        .to_string(),
+        _ => "--scope or `[cgroup] manager = \"systemd\"` asks for a transient scope".into(),
+    };
+    match step {
+        Step::Keep => return Ok((placement, None)),
+        Step::AskDelegate {
+            uid,
+            iface,
+            then_scope,
+        } => match scope::unit_delegates(Manager::User(uid), std::process::id(), iface) {
+            Ok(true) => {
+                tracing::debug!("the user manager says {} has Delegate=yes", h.own);
+                return Ok((Placement::Nest(h.own.clone()), None));
+            }
+            Ok(false) if !then_scope => return Ok((placement, None)),
+            Err(tried) if !then_scope => {
+                tracing::debug!("cannot ask the user manager about Delegate=: {tried}");
+                return Ok((placement, None));
+            }
+            _ => {}
+        },
+        Step::Scope => {}
+    }
+    let manager = Manager::for_euid(euid);
+    let unit = format!("synwire-{}.scope", &req.id[..req.id.len().min(8)]);
+    let asked = Instant::now();
+    let started = scope::start_scope(
+        manager,
+        &scope::ScopeRequest {
+            unit: &unit,
+            description: req.description,
+            pid: std::process::id(),
+        },
+    );
+    let manager_name = match manager {
+        Manager::System => "the system manager (PID 1)",
+        Manager::User(_) => "your user manager",
+    };
+    if let Err(tried) = started {
+        return Err(CgroupError::NoScope {
+            refusal: refusal(),
+            manager: manager_name,
+            tried: tried.to_string(),
+        });
+    }
+    let text = fs::read_to_string("/proc/self/cgroup").map_err(|source| CgroupError::Proc {
+        path: "/proc/self/cgroup".into(),
+        source,
+    })?;
+    let own = discover::parse_own_cgroup(&text).ok_or(CgroupError::NoOwnCgroup)?;
+    if !own.ends_with(&format!("/{unit}")) {
+        return Err(CgroupError::NoScope {
+            refusal: refusal(),
+            manager: manager_name,
+            tried: format!("{unit} started, but synwire-run is still in {own}"),
+        });
+    }
+    tracing::debug!(
+        "in transient scope {unit} after {:?} ({} status {unit})",
+        asked.elapsed(),
+        manager.systemctl()
+    );
+    Ok((Placement::Nest(own.clone()), Some(own)))
+}
+
 /// A controller with the limits that need it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Controller {
@@ -204,6 +299,10 @@ pub struct Request<'a> {
     pub profile: &'a str,
     /// Run without what cannot be enforced, instead of failing.
     pub degraded_ok: bool,
+    /// Whether (and when) to ask systemd for a transient scope.
+    pub manager: delegate::ManagerMode,
+    /// The scope's Description (the profile and the command).
+    pub description: &'a str,
 }
 
 /// The agent's own cgroup, alive until [`AgentCgroup::teardown`] (or drop) removes it.
@@ -263,13 +362,28 @@ impl AgentCgroup {
     ) -> Result<(AgentCgroup, Vec<Unenforced>), CgroupError> {
         // The cgroup whose processes must move into a leaf of it first, and that leaf.
         let mut room: Option<(String, &str)> = None;
-        let (parent_rel, levels): (String, Vec<String>) = match req.parent {
-            Some(p) => {
+        let scoped;
+        let (h, placement) = match req.parent {
+            Some(_) => (h, None),
+            None => {
+                let (placement, own) = with_systemd(h, req)?;
+                let h = match own {
+                    Some(own) => {
+                        scoped = Hierarchy { own, ..h.clone() };
+                        &scoped
+                    }
+                    None => h,
+                };
+                (h, Some(placement))
+            }
+        };
+        let (parent_rel, levels): (String, Vec<String>) = match (req.parent, placement) {
+            (Some(p), _) => {
                 let p = discover::normalise(p).ok_or_else(|| CgroupError::BadParent(p.into()))?;
                 (p.clone(), vec![p])
             }
-            None => {
-                let parent = match h.placement() {
+            (None, placement) => {
+                let parent = match placement.expect("a placement without --cgroup-parent") {
                     // The root of a container's cgroup namespace: we (and whatever runs beside
                     // us) move into `init`; the host's real root needs no room.
                     delegate::Placement::Parent(p)

@@ -36,6 +36,8 @@ pub struct Profile {
     pub stop: Stop,
     /// `[cgroup] required`: false runs degraded where limits cannot be enforced.
     pub cgroup_required: bool,
+    /// `[cgroup] manager`: "auto", "systemd" (always a transient scope), "cgroupfs" (never).
+    pub cgroup_manager: crate::cgroup::delegate::ManagerMode,
     pub namespaces: Namespaces,
     pub security: privilege::Security,
     pub env: privilege::EnvSpec,
@@ -452,6 +454,7 @@ struct RawStop {
 #[serde(deny_unknown_fields)]
 struct RawCgroup {
     required: Val,
+    manager: Val,
 }
 
 /// Turns spans into "line:column" errors for one source text.
@@ -724,6 +727,20 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
         Some(v) => src.boolean(v, "cgroup.required")?,
         None => true,
     };
+    let cgroup_manager = match &raw.cgroup.manager {
+        Some(v) => {
+            use crate::cgroup::delegate::ManagerMode;
+            let m = src.string(v, "cgroup.manager")?;
+            ManagerMode::parse(m).ok_or_else(|| {
+                src.bad(
+                    v,
+                    "cgroup.manager",
+                    format!("expected one of {}", ManagerMode::NAMES.join(", ")),
+                )
+            })?
+        }
+        None => Default::default(),
+    };
     let mut namespaces = Namespaces::default();
     let n = &raw.namespaces;
     for (name, v) in [
@@ -758,6 +775,7 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
         limits,
         stop,
         cgroup_required,
+        cgroup_manager,
         namespaces,
         security: privilege::security(&src, &raw.security)?,
         env: privilege::env(&src, &raw.env)?,

@@ -85,6 +85,10 @@ impl Profile {
 
         let mut cgroup = Table::new();
         cgroup.insert("required".into(), Value::Boolean(self.cgroup_required));
+        cgroup.insert(
+            "manager".into(),
+            Value::String(self.cgroup_manager.name().into()),
+        );
         root.insert("cgroup".into(), Value::Table(cgroup));
 
         let n = &self.namespaces;

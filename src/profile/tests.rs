@@ -46,6 +46,7 @@ signal = "SIGTERM"
 grace = "10s"
 [cgroup]
 required = true
+manager = "cgroupfs"
 "#,
     )
     .unwrap();
@@ -56,6 +57,10 @@ required = true
     assert_eq!(p.limits.timeout, Some(Duration::from_secs(1800)));
     assert_eq!(p.stop.signal, libc::SIGTERM);
     assert_eq!(p.stop.grace, Duration::from_secs(10));
+    assert_eq!(
+        p.cgroup_manager,
+        crate::cgroup::delegate::ManagerMode::Cgroupfs
+    );
 }
 
 #[test]
@@ -99,6 +104,11 @@ fn wrong_type_names_the_key() {
     let e = err("[cgroup]\nrequired = \"yes\"\n");
     assert!(
         e.contains(":2:12:") && e.contains("`cgroup.required`"),
+        "{e}"
+    );
+    let e = err("[cgroup]\nmanager = \"dbus\"\n");
+    assert!(
+        e.contains(":2:11:") && e.contains("`cgroup.manager`") && e.contains("auto, systemd"),
         "{e}"
     );
     let e = err("description = 5\n");
