@@ -128,8 +128,9 @@ pub enum Step {
 /// `delegated` as for [`decide`]. The rule, under systemd, in `auto`:
 /// - a refusal in a login session or anything else of a user's `user-N.slice` outside its user
 ///   manager (`session-N.scope`, also after sudo or runuser) → a scope;
-/// - our unit inside our own user manager (`user@N.service/…/x.service`) without the mark →
-///   ask the user manager whether it has `Delegate=yes`;
+/// - our service inside our own user manager (`user@N.service/…/x.service`) without the mark →
+///   ask the user manager whether it has `Delegate=yes` (a scope there keeps the sibling rule
+///   without asking: launches from a desktop terminal pay nothing);
 /// - a system unit without delegation (system.slice, machine.slice, …) → keep the refusal with
 ///   its unit lines: the fix belongs in the unit.
 pub fn systemd_step(
@@ -148,9 +149,14 @@ pub fn systemd_step(
     }
     let refused = matches!(placement, Placement::Refuse { .. });
     let unit = own.rsplit('/').next().unwrap_or("");
+    // A scope under the user manager (a desktop terminal's `vte-spawn-N.scope`, an app) is asked
+    // about only when the placement is refused: the sibling rule already gives it a place inside
+    // the user's delegated subtree, and every launch from a terminal would otherwise pay a D-Bus
+    // round trip. A service (`systemctl --user`, `systemd-run --user`) is asked, so that a
+    // `Delegate=yes` one holds its agents and its accounting shows them.
     let iface = if unit.ends_with(".service") {
         Some("org.freedesktop.systemd1.Service")
-    } else if unit.ends_with(".scope") {
+    } else if unit.ends_with(".scope") && refused {
         Some("org.freedesktop.systemd1.Scope")
     } else {
         None
@@ -318,14 +324,9 @@ mod tests {
                 then_scope: false
             }
         );
+        // A desktop terminal's scope has its place by the sibling rule: no D-Bus at all.
         let term = "/user.slice/user-1000.slice/user@1000.service/app.slice/vte-spawn-1.scope";
-        assert!(matches!(
-            step(term, ManagerMode::Auto, 1000, m),
-            Step::AskDelegate {
-                iface: "org.freedesktop.systemd1.Scope",
-                ..
-            }
-        ));
+        assert_eq!(step(term, ManagerMode::Auto, 1000, m), Step::Keep);
         // Marked (a newer systemd): nest without asking.
         let both: &'static [&'static str] = &[
             "/user.slice/user-1000.slice/user@1000.service",
