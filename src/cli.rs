@@ -22,8 +22,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub cmd: Option<Cmd>,
 
-    /// A built-in profile (default, small, medium, large) or a TOML file (a path containing `/` or
-    /// ending in `.toml`).
+    /// A built-in profile (default, small, medium, large, isolated, agent) or a TOML file (a path
+    /// containing `/` or ending in `.toml`).
     #[arg(short, long, value_name = "NAME|PATH", default_value = "default")]
     pub profile: String,
 

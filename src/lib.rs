@@ -156,11 +156,13 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         }
     };
     tracing::debug!(
-        "agent {} started as pid {} ({:?}) in {:?}",
-        id,
+        "agent {id} started as pid {} ({}) in {}",
         child.pid,
-        child.mode,
-        stats.cgroup
+        match child.mode {
+            spawn::SpawnMode::Clone3 => "clone3 into its cgroup",
+            spawn::SpawnMode::Fork => "fork, then cgroup.procs",
+        },
+        stats.cgroup.as_deref().unwrap_or("no cgroup (degraded)")
     );
     stats.spawn = Some(child.mode);
 

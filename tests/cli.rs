@@ -361,3 +361,19 @@ fn diagnostics_carry_no_colour_when_stderr_is_not_a_terminal() {
         stderr(&o)
     );
 }
+
+#[test]
+fn help_names_every_built_in_profile() {
+    let o = synwire(&["--help"]);
+    assert!(o.status.success());
+    let help = String::from_utf8_lossy(&o.stdout);
+    let line = help
+        .lines()
+        .skip_while(|l| !l.contains("-p, --profile"))
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (name, _) in synwire_run::profile::BUILTINS {
+        assert!(line.contains(name), "--help does not name `{name}`: {line}");
+    }
+}
