@@ -7,6 +7,7 @@
 use crate::harness::{ensure, run_with, Setup, Spawn, VMTEST};
 use crate::layout::Env;
 use crate::tests::{expect_limits, root, TestFn, SHOW_LIMITS};
+use crate::torture_tests::with_leak_check;
 
 pub fn add_all(t: &mut Vec<(String, TestFn)>) {
     for (name, errno) in [
@@ -16,12 +17,12 @@ pub fn add_all(t: &mut Vec<(String, TestFn)>) {
     ] {
         t.push((
             format!("fallback/clone3-{name}"),
-            Box::new(move |e: &Env| fallback(e, errno, false)),
+            with_leak_check(move |e: &Env| fallback(e, errno, false)),
         ));
     }
     t.push((
         "fallback/clone3-eperm-pid-namespace".into(),
-        Box::new(|e: &Env| fallback(e, libc::EPERM, true)),
+        with_leak_check(|e: &Env| fallback(e, libc::EPERM, true)),
     ));
 }
 

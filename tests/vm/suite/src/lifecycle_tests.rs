@@ -17,7 +17,7 @@ use nix::unistd::Pid;
 use crate::harness::{ensure, run, start, Spawn, Started, VMTEST};
 use crate::layout::{self, Env};
 use crate::tests::{gc_from, note, root, TestFn};
-use crate::torture_tests::{leak_check, Snapshot};
+use crate::torture_tests::with_leak_check;
 
 /// Everything of the agent is dead, and its cgroup gone, this soon after the SIGKILL.
 const BOUND: Duration = Duration::from_secs(1);
@@ -85,19 +85,7 @@ fn add(
     name: String,
     f: impl Fn(&Env) -> Result<(), String> + 'static,
 ) {
-    t.push((
-        name,
-        Box::new(move |env| {
-            let before = Snapshot::take(env);
-            let result = f(env);
-            match (result, leak_check(env, &before)) {
-                (Ok(()), Ok(())) => Ok(()),
-                (Err(e), Ok(())) => Err(e),
-                (Ok(()), Err(l)) => Err(format!("leak check: {l}")),
-                (Err(e), Err(l)) => Err(format!("{e}; leak check: {l}")),
-            }
-        }),
-    ));
+    t.push((name, with_leak_check(f)));
 }
 
 fn pidfd(pid: i32) -> Option<OwnedFd> {

@@ -10,22 +10,23 @@ use crate::harness::{
 use crate::layout::{self, Env};
 use crate::systemd_sim_tests::{unit, Booted};
 use crate::tests::{expect_limits, TestFn, SHOW_LIMITS};
+use crate::torture_tests::with_leak_check;
 
 pub fn add_all(t: &mut Vec<(String, TestFn)>) {
     for m in [Spawn::Clone3, Spawn::Fork] {
         let n = m.name();
         t.push((
             format!("room/container-entrypoint/{n}"),
-            Box::new(move |e: &Env| container(e, m, false)),
+            with_leak_check(move |e: &Env| container(e, m, false)),
         ));
         t.push((
             format!("room/container-orchestrator/{n}"),
-            Box::new(move |e: &Env| container(e, m, true)),
+            with_leak_check(move |e: &Env| container(e, m, true)),
         ));
     }
     t.push((
         "room/delegated-start-script-without-exec".into(),
-        Box::new(start_script),
+        with_leak_check(start_script),
     ));
 }
 

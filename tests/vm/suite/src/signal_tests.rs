@@ -8,24 +8,10 @@ use std::time::Duration;
 use crate::harness::{ensure, run, start, Caller, Run, Spawn, Started, SIGNALED, VMTEST};
 use crate::layout::{self, Env};
 use crate::tests::{root, TestFn};
-use crate::torture_tests::{leak_check, Snapshot};
+use crate::torture_tests::with_leak_check;
 
 pub fn add_all(t: &mut Vec<(String, TestFn)>) {
-    let mut add = |name: &str, f: TestFn| {
-        t.push((
-            format!("signals/{name}"),
-            Box::new(move |env: &Env| {
-                let before = Snapshot::take(env);
-                let result = f(env);
-                match (result, leak_check(env, &before)) {
-                    (Ok(()), Ok(())) => Ok(()),
-                    (Err(e), Ok(())) => Err(e),
-                    (Ok(()), Err(l)) => Err(format!("leak check: {l}")),
-                    (Err(e), Err(l)) => Err(format!("{e}; leak check: {l}")),
-                }
-            }),
-        ))
-    };
+    let mut add = |name: &str, f: TestFn| t.push((format!("signals/{name}"), with_leak_check(f)));
     add(
         "alrm-pwr-rt-forwarded",
         Box::new(|e| others_forwarded(e, false)),

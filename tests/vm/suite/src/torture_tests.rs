@@ -36,6 +36,24 @@ pub fn add_all(t: &mut Vec<(String, TestFn)>) {
     });
 }
 
+/// Runs `f`, then the leak check (no agent cgroup and no process left that the test started);
+/// a test fails on either. Returns what `f` returned.
+pub fn leak_checked<T>(env: &Env, f: impl FnOnce(&Env) -> Result<T, String>) -> Result<T, String> {
+    let before = Snapshot::take(env);
+    let result = f(env);
+    match (result, leak_check(env, &before)) {
+        (Ok(v), Ok(())) => Ok(v),
+        (Ok(_), Err(l)) => Err(format!("leak check: {l}")),
+        (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(l)) => Err(format!("{e}; leak check: {l}")),
+    }
+}
+
+/// A test that ends with the leak check.
+pub fn with_leak_check(f: impl Fn(&Env) -> Result<(), String> + 'static) -> TestFn {
+    Box::new(move |env| leak_checked(env, &f))
+}
+
 /// Adds `torture/NAME`: runs `f`, then the leak check; prints the figure `f` returned if both
 /// pass.
 fn row(
@@ -46,18 +64,9 @@ fn row(
     t.push((
         format!("torture/{name}"),
         Box::new(move |env| {
-            let before = Snapshot::take(env);
-            let result = f(env);
-            let leaks = leak_check(env, &before);
-            match (result, leaks) {
-                (Ok(figure), Ok(())) => {
-                    note(&format!("torture {name}: {figure}"));
-                    Ok(())
-                }
-                (Ok(_), Err(l)) => Err(format!("leak check: {l}")),
-                (Err(e), Ok(())) => Err(e),
-                (Err(e), Err(l)) => Err(format!("{e}; leak check: {l}")),
-            }
+            let figure = leak_checked(env, &f)?;
+            note(&format!("torture {name}: {figure}"));
+            Ok(())
         }),
     ));
 }
