@@ -143,15 +143,25 @@ kill -9 "$guard"
 kill -9 "$launcher"
 wait "$launcher" 2>/dev/null
 rm -f "$out"
+echo done
+# The unit stays: an agent cgroup nested in a Delegate=yes unit goes with the unit when it stops
+# (systemd removes the unit's whole subtree), and this one must wait for gc.
+exec /bin/sleep 4002
 STALE
     chmod 755 "$script"
-    out=$(as_user timeout 120 systemd-run --user --quiet --wait --pipe -p Delegate=yes /bin/sh "$script" 2>&1)
+    local report=/tmp/lc-stale.report
+    rm -f "$report"
+    as_user timeout 60 systemd-run --user --quiet --unit=syn-lc-stale -p Delegate=yes \
+        -p StandardOutput=file:$report /bin/sh "$script" 2>&1 | note
+    poll 100 grep -qx done "$report"
+    out=$(cat "$report" 2>&1)
     rm -f "$script"
     echo "$out" | note
     local stale
     stale=$(sed -n 's/^stale //p' <<<"$out")
     if [[ -z "$stale" || ! -d "$cg$stale" ]]; then
         fail $name "no stale agent cgroup to collect: $out"
+        as_user systemctl --user stop syn-lc-stale 2>&1 | note
         return
     fi
     local daemons
@@ -164,6 +174,8 @@ STALE
     [[ ! -e "$cg$stale" ]] || err+="$stale is still there; "
     # shellcheck disable=SC2086
     poll 10 all_dead $daemons || err+="still alive: $(alive_of $daemons | tr '\n' '|'); "
+    as_user systemctl --user stop syn-lc-stale 2>&1 | note
+    rm -f "$report"
     [[ -z "$err" ]] && ok $name || fail $name "$err"
 }
 
