@@ -98,8 +98,10 @@ impl Drop for Guardian {
     /// A normal end: synwire-run tore down itself, the guardian has nothing left to do.
     fn drop(&mut self) {
         let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
-        // ECHILD: the supervisor's reaping loop got it first (someone killed it).
-        let _ = sys::wait_pidfd(self.pidfd.as_raw_fd());
+        // Not waited for: it dies on the other CPU while synwire-run prints its summary and
+        // exits, and the zombie goes with synwire-run (or to the next reaping loop of a
+        // long-lived caller: synwire-run reaps every child it has as a subreaper).
+        let _ = sys::reap_pidfd_nohang(self.pidfd.as_raw_fd());
     }
 }
 

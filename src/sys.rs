@@ -522,23 +522,26 @@ pub fn pending_signals() -> Vec<i32> {
         .collect()
 }
 
-/// waitid(P_PIDFD, pidfd, WEXITED) (Linux 5.4): reaps exactly the child the pidfd refers to, and
-/// fails with ECHILD (harmlessly) when it was reaped already.
-pub fn wait_pidfd(pidfd: RawFd) -> io::Result<()> {
+/// waitid(2) P_PIDFD (Linux 5.4) with WNOHANG: reaps exactly the child the pidfd refers to if it
+/// has exited; Ok(false) while it still runs, ECHILD (harmless) when it was reaped already.
+pub fn reap_pidfd_nohang(pidfd: RawFd) -> io::Result<bool> {
     const P_PIDFD: libc::idtype_t = 3;
     // SAFETY: siginfo_t is plain data; zeroed is a valid value.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: a valid pointer to a siginfo_t for the duration of the call.
-        let r = unsafe { libc::waitid(P_PIDFD, pidfd as libc::id_t, &mut info, libc::WEXITED) };
-        if r == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
+    // SAFETY: a valid pointer to a siginfo_t for the duration of the call.
+    let r = unsafe {
+        libc::waitid(
+            P_PIDFD,
+            pidfd as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
     }
+    // SAFETY: waitid filled `info`; si_pid is 0 when no child had changed state (WNOHANG).
+    Ok(unsafe { info.si_pid() } != 0)
 }
 
 // ---- async-signal-safe calls for the child between fork and execve ---------------------------
