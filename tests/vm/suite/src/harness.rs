@@ -48,6 +48,18 @@ pub struct Caller {
     pub cwd: Option<String>,
 }
 
+impl Caller {
+    /// Root, from cgroup `cg`, without a terminal, in /tmp.
+    pub fn root_in(cg: &str) -> Caller {
+        Caller {
+            cgroup: cg.to_string(),
+            uid: None,
+            tty: None,
+            cwd: None,
+        }
+    }
+}
+
 /// `Run::code` for a synwire-run killed by signal N is SIGNALED + N.
 pub const SIGNALED: i32 = 1000;
 

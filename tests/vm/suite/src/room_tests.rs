@@ -30,15 +30,6 @@ pub fn add_all(t: &mut Vec<(String, TestFn)>) {
     ));
 }
 
-fn caller(cg: &str) -> Caller {
-    Caller {
-        cgroup: cg.to_string(),
-        uid: None,
-        tty: None,
-        cwd: None,
-    }
-}
-
 /// The container's own cgroup with its memory limit (the ceiling, as a runtime sets it), removed
 /// with everything synwire-run left in it (`init`, the empty agents directory) on drop.
 struct ContainerCgroup<'a> {
@@ -91,7 +82,7 @@ fn container(env: &Env, spawn: Spawn, orchestrate: bool) -> Result<(), String> {
     let script = format!("{SHOW_LIMITS}; echo launcher $(grep ^0:: /proc/$PPID/cgroup)");
     let r = run_with(
         env,
-        &caller(&c.cg),
+        &Caller::root_in(&c.cg),
         spawn,
         &setup,
         &["-v", "-q", "--profile", "small", "--", "sh", "-c", &script],
@@ -150,7 +141,7 @@ fn start_script(env: &Env) -> Result<(), String> {
         shell=$(cut -d' ' -f4 /proc/$PPID/stat); echo shell $(grep ^0:: /proc/$shell/cgroup)";
     let r = run_with(
         env,
-        &caller(&cg),
+        &Caller::root_in(&cg),
         Spawn::Clone3,
         &setup,
         &["-v", "-q", "--profile", "small", "--", "sh", "-c", script],

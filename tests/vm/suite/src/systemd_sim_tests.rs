@@ -79,21 +79,12 @@ fn set_xattr(path: &std::path::Path, name: &str, value: &[u8]) -> Result<(), Str
     }
 }
 
-fn caller(cg: &str) -> Caller {
-    Caller {
-        cgroup: cg.to_string(),
-        uid: None,
-        tty: None,
-        cwd: None,
-    }
-}
-
 fn delegated_nests(env: &Env) -> Result<(), String> {
     let _booted = Booted::new()?;
     let cg = unit(env, "deleg.service", true)?;
     let r = run(
         env,
-        &caller(&cg),
+        &Caller::root_in(&cg),
         Spawn::Clone3,
         &["-q", "--profile", "small", "--", "cat", "/proc/self/cgroup"],
     )?;
@@ -115,7 +106,7 @@ fn supervisor_leaf(env: &Env) -> Result<(), String> {
     std::fs::create_dir_all(env.path(&sup)).map_err(|e| format!("mkdir {sup}: {e}"))?;
     let r = run(
         env,
-        &caller(&sup),
+        &Caller::root_in(&sup),
         Spawn::Clone3,
         &["-q", "--profile", "small", "--", "cat", "/proc/self/cgroup"],
     )?;
@@ -127,7 +118,12 @@ fn undelegated_refused(env: &Env) -> Result<(), String> {
     let _booted = Booted::new()?;
     let cg = unit(env, "plain.service", false)?;
     let before = layout::walk(env);
-    let r = run(env, &caller(&cg), Spawn::Clone3, &["-q", "--", "true"])?;
+    let r = run(
+        env,
+        &Caller::root_in(&cg),
+        Spawn::Clone3,
+        &["-q", "--", "true"],
+    )?;
     r.expect_code(125)?;
     ensure(
         r.stderr.contains("Delegate=cpu memory pids io")
