@@ -167,11 +167,8 @@ fn ctrl_z_stops_both(env: &Env) -> Result<(), String> {
         &["-q", "--", "sh", "-c", "echo $$; exec sleep 1000"],
     )?;
     let agent: Option<i32> = s.read_line().ok().and_then(|l| l.parse().ok());
-    let procs = layout::read(&env.path(&env.caller).join("cgroup.procs"))?;
-    let synwire: Vec<i32> = procs
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
+    // The guardian stays in the same cgroup (and ignores ^Z): only synwire-run is the job's.
+    let synwire = crate::tests::launchers_in(env, &env.caller)?;
     let mut problems = Vec::new();
     if let (Some(agent), [launcher]) = (agent, synwire.as_slice()) {
         let both = [*launcher, agent];

@@ -1120,14 +1120,8 @@ fn ctrl_c_once(env: &Env) -> Result<(), String> {
     let mut seen = vec![s.read_line()];
     // synwire-run is the only process in the caller's cgroup (the shell stays in ours) beside
     // its guardian, which gets the ^C too and must ignore it.
-    let procs = layout::read(&env.path(&env.caller).join("cgroup.procs"))?;
-    let synwire: Vec<Pid> = procs
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm"))
-                .map_or(true, |c| c.trim() != "synwire-guard")
-        })
+    let synwire: Vec<Pid> = launchers_in(env, &env.caller)?
+        .into_iter()
         .map(Pid::from_raw)
         .collect();
     if seen[0].as_deref() == Ok("ready") && synwire.len() == 1 {
@@ -1164,7 +1158,7 @@ fn ctrl_c_once(env: &Env) -> Result<(), String> {
     let r = s.finish();
     drop(pty);
     ensure(synwire.len() == 1, || {
-        format!("expected synwire-run alone in the caller's cgroup, found {procs:?}")
+        format!("expected synwire-run alone in the caller's cgroup, found {synwire:?}")
     })?;
     let seen: Vec<String> = seen.into_iter().map(|l| l.unwrap_or_else(|e| e)).collect();
     let mut want = vec!["ready"];
@@ -1185,4 +1179,18 @@ fn ctrl_c_once(env: &Env) -> Result<(), String> {
             r.show()
         )
     })
+}
+
+/// The processes in cgroup `cg` but synwire-run's guardian (`synwire-guard`): the launchers a
+/// test started from there.
+pub(crate) fn launchers_in(env: &Env, cg: &str) -> Result<Vec<i32>, String> {
+    let procs = layout::read(&env.path(cg).join("cgroup.procs"))?;
+    Ok(procs
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .map_or(true, |c| c.trim() != "synwire-guard")
+        })
+        .collect())
 }
