@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::delegate::Placement;
-use crate::cgroup::{discover, CgroupError, Hierarchy, AGENTS_SUBDIR};
+use crate::cgroup::{discover, CgroupError, Hierarchy, Reap, AGENTS_SUBDIR};
 
 pub const LAUNCHER_XATTR: &str = "user.synwire.launcher";
 
@@ -333,7 +333,9 @@ fn collect_one(cg: &Path, here: &Launcher, kill: bool) -> Result<Collected, Stri
             )));
         }
         crate::cgroup::kill_dir(cg).map_err(|e| e.to_string())?;
-        if !crate::cgroup::wait_dir_empty(cg, Duration::from_secs(10)).map_err(|e| e.to_string())? {
+        if !crate::cgroup::wait_dir_empty(cg, Duration::from_secs(10), Reap::Nothing)
+            .map_err(|e| e.to_string())?
+        {
             return Err(format!("could not empty {} within 10 s", cg.display()));
         }
         lines.push_str(&format!(
@@ -356,9 +358,12 @@ const STALE_BUDGET: Duration = Duration::from_millis(500);
 
 /// Removes the agent cgroups in `agents` whose launcher is definitely dead (killed before it or
 /// its guardian could), killing what still runs there. Runs at every launch, so it is cheap: one
-/// readdir, one getxattr per entry, one /proc read per tagged entry of this pid namespace. Only
-/// tags of the current form are judged (an old tag cannot tell a launcher in another pid
-/// namespace from a dead one: `gc` handles those). Never fails the launch: problems are logged.
+/// readdir, one getxattr per entry and one kill(PID, 0) per tagged entry of this pid namespace:
+/// ESRCH is dead; anything else counts as alive here, a zombie or a reused PID included (`gc`
+/// reads /proc and catches those), so that 200 concurrent launches do not each read /proc 200
+/// times. Only tags of the current form are judged (an old tag cannot tell a launcher in another
+/// pid namespace from a dead one: `gc` handles those). Never fails the launch: problems are
+/// logged.
 pub fn remove_stale(agents: &Path, here: &Launcher) {
     let entries = match agent_entries(agents) {
         Ok(e) => e,
@@ -373,7 +378,15 @@ pub fn remove_stale(agents: &Path, here: &Launcher) {
         if l.boot.is_none() {
             continue;
         }
-        let Verdict::Dead(why) = l.judge(here, proc_info) else {
+        let exists = |pid: u32| {
+            (nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None)
+                != Err(nix::errno::Errno::ESRCH))
+            .then_some(ProcInfo {
+                start: l.start,
+                state: 'S',
+            })
+        };
+        let Verdict::Dead(why) = l.judge(here, exists) else {
             continue;
         };
         let left = STALE_BUDGET.saturating_sub(start.elapsed());
@@ -386,7 +399,7 @@ pub fn remove_stale(agents: &Path, here: &Launcher) {
                 tracing::warn!("stale agent cgroup {} ({why}): {e}", cg.display());
                 continue;
             }
-            match crate::cgroup::wait_dir_empty(&cg, left) {
+            match crate::cgroup::wait_dir_empty(&cg, left, Reap::Nothing) {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::warn!(

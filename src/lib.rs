@@ -165,6 +165,11 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         stats.cgroup.as_deref().unwrap_or("no cgroup (degraded)")
     );
     stats.spawn = Some(child.mode);
+    // Agents of launchers killed together with their guardians: removed by the next launch, now
+    // that ours runs (the work overlaps with its start).
+    if let Some(cg) = &cgroup {
+        cg.remove_stale_siblings();
+    }
 
     let watch = supervise::Watch {
         timeout: profile.limits.timeout,

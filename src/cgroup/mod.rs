@@ -316,6 +316,8 @@ pub struct AgentCgroup {
     pub controllers: Vec<Controller>,
     pub limits_applied: Limits,
     removed: bool,
+    /// Who we are, as the leaf's launcher tag says.
+    launcher: crate::gc::Launcher,
 }
 
 fn tokens(path: &Path) -> Result<Vec<String>, CgroupError> {
@@ -507,9 +509,7 @@ impl AgentCgroup {
             .filter(|c| enabled.iter().any(|t| t == c.name()))
             .collect();
 
-        // Agents of launchers killed together with their guardians: removed by the next launch.
         let launcher = crate::gc::Launcher::current();
-        crate::gc::remove_stale(&agents_dir, &launcher);
         let rel = join(levels.last().expect("at least the parent"), req.id);
         let dir = h.path(&rel);
         fs::create_dir(&dir).map_err(io_err("create", &dir))?;
@@ -534,6 +534,7 @@ impl AgentCgroup {
             controllers,
             limits_applied: Limits::default(),
             removed: false,
+            launcher,
         };
         // From here on, drop removes the leaf on any error.
         cg.apply_limits(&limits, req.degraded_ok, &mut unenforced)?;
@@ -596,6 +597,15 @@ impl AgentCgroup {
         Ok(())
     }
 
+    /// Removes the agent cgroups beside this one whose launchers were killed together with their
+    /// guardians. Called once the agent runs, so that it overlaps with the agent's start instead
+    /// of delaying it.
+    pub fn remove_stale_siblings(&self) {
+        if let Some(agents) = self.dir.parent() {
+            crate::gc::remove_stale(agents, &self.launcher);
+        }
+    }
+
     /// An fd of the cgroup directory, for clone3(CLONE_INTO_CGROUP).
     pub fn dir_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
@@ -627,7 +637,7 @@ impl AgentCgroup {
     /// Waits until the cgroup is empty, reaping our own children (orphans that reach us as
     /// subreaper) between checks. Gives up after `limit`.
     pub fn wait_empty(&self, limit: Duration) -> Result<bool, CgroupError> {
-        wait_dir_empty(&self.dir, limit)
+        wait_dir_empty(&self.dir, limit, Reap::OurChildren)
     }
 
     /// memory.events, open and armed for POLLPRI; None without the memory controller.
@@ -719,15 +729,28 @@ pub fn kill_dir(dir: &Path) -> Result<(), CgroupError> {
     Ok(())
 }
 
-/// Waits until the cgroup at `dir` is empty, up to `limit`, reaping our own children meanwhile.
-/// cgroup.events signals a change with POLLPRI (read through the same descriptor, see
-/// [`EventsFile`]); it is re-read at least every 100 ms, for children of ours to reap.
-pub fn wait_dir_empty(dir: &Path, limit: Duration) -> Result<bool, CgroupError> {
+/// Whether a wait for a cgroup to empty reaps our own children meanwhile: our agent's cgroup
+/// holds them (orphans reach us as subreaper, and a zombie keeps it populated); another
+/// launcher's never does, and reaping there would take our running agent's exit from the
+/// supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reap {
+    OurChildren,
+    Nothing,
+}
+
+/// Waits until the cgroup at `dir` is empty, up to `limit`, reaping our own children meanwhile
+/// with [`Reap::OurChildren`]. cgroup.events signals a change with POLLPRI (read through the same
+/// descriptor, see [`EventsFile`]); it is re-read at least every 100 ms, for children of ours to
+/// reap.
+pub fn wait_dir_empty(dir: &Path, limit: Duration, reap: Reap) -> Result<bool, CgroupError> {
     let start = Instant::now();
     let path = dir.join("cgroup.events");
     let mut events = EventsFile::open(&path).map_err(io_err("open", &path))?;
     loop {
-        crate::sys::reap_any();
+        if reap == Reap::OurChildren {
+            crate::sys::reap_any();
+        }
         let text = events.read().map_err(io_err("read", &path))?;
         if stats::key_value(text, "populated") == Some(0) {
             return Ok(true);
