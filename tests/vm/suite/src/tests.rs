@@ -944,6 +944,9 @@ fn pdeathsig(env: &Env) -> Result<(), String> {
     let agent = layout::walk(env)
         .into_iter()
         .find(|c| !before.contains(c) && layout::parent(c).ends_with("/synwire/agents"));
+    // Its guardian removes the agent's cgroup after synwire-run dies: wait for it too, below, so
+    // that the test does not race it.
+    let guardian = crate::lifecycle_tests::guardian_of(s.pid());
     let _ = kill(Pid::from_raw(s.pid()), Signal::SIGKILL);
     let r = s.finish();
     ensure(ready.as_deref() == Ok("ready"), || {
@@ -960,13 +963,23 @@ fn pdeathsig(env: &Env) -> Result<(), String> {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
+    while guardian.is_some_and(|g| layout::live_state(g).is_some())
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    layout::reap();
     let _ = std::fs::remove_dir(env.path(&agent));
     ensure(left.trim().is_empty(), || {
         format!(
             "agent still running after synwire-run was killed: {}",
             left.trim()
         )
-    })
+    })?;
+    ensure(
+        guardian.is_none_or(|g| layout::live_state(g).is_none()),
+        || format!("the guardian {guardian:?} still runs 10 s after synwire-run was killed"),
+    )
 }
 
 /// Every signal of the list sent to synwire-run reaches the agent, one at a time.
