@@ -124,7 +124,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
             profile::signal_name(sig)
         );
         if let Some(cg) = cgroup.as_mut() {
-            teardown(cg);
+            teardown(cg, true);
         }
         drop(cgroup);
         drop(guardian);
@@ -150,7 +150,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         Spawned::ExecFailed(failure) => {
             let wall = start.elapsed();
             if let Some(cg) = cgroup.as_mut() {
-                teardown(cg);
+                teardown(cg, false);
             }
             return finish(cli, exec_failed(stats, failure, wall));
         }
@@ -183,7 +183,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
     let cpu_at_exit = sys::own_cpu_us();
     stats.wall_time_us = exit.ended.duration_since(start).as_micros() as u64;
     let (cg, leftovers) = match cgroup.as_mut() {
-        Some(cg) => teardown(cg),
+        Some(cg) => teardown(cg, exit.stop_requests != sys::SigMask(0)),
         None => (CgroupStats::default(), None),
     };
     drop(cgroup);
@@ -434,7 +434,10 @@ fn scope_description(profile: &str, command: &[std::ffi::OsString]) -> String {
 
 /// Kills what the agent left behind, waits for the cgroup to empty, reads the statistics and
 /// removes the cgroup. Returns the statistics and how many processes were left behind.
-fn teardown(cg: &mut AgentCgroup) -> (CgroupStats, Option<u64>) {
+/// Kills what is left, waits for the cgroup to empty, reads the statistics and removes it.
+/// `stopped`: a stop signal (SIGTERM, SIGINT, SIGHUP) reached synwire-run; in a transient scope
+/// of our own the removal is then left to systemd ([`AgentCgroup::leave_to_scope`]).
+fn teardown(cg: &mut AgentCgroup, stopped: bool) -> (CgroupStats, Option<u64>) {
     let left = std::fs::read_to_string(cg.dir.join("cgroup.procs"))
         .map(|t| t.lines().count() as u64)
         .ok();
@@ -453,7 +456,9 @@ fn teardown(cg: &mut AgentCgroup) -> (CgroupStats, Option<u64>) {
         Err(e) => tracing::warn!("{e}"),
     }
     let stats = cg.stats();
-    if let Err(e) = cg.remove() {
+    if stopped && cg.in_own_scope {
+        cg.leave_to_scope();
+    } else if let Err(e) = cg.remove() {
         tracing::warn!(
             "{e}; remove it with `rmdir {}` once it is empty",
             cg.dir.display()

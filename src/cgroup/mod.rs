@@ -318,6 +318,9 @@ pub struct AgentCgroup {
     removed: bool,
     /// Who we are, as the leaf's launcher tag says.
     launcher: crate::gc::Launcher,
+    /// In a transient scope synwire-run asked systemd for: systemd removes the whole tree when
+    /// the scope ends (right after synwire-run exits).
+    pub in_own_scope: bool,
 }
 
 fn tokens(path: &Path) -> Result<Vec<String>, CgroupError> {
@@ -365,10 +368,15 @@ impl AgentCgroup {
         // The cgroup whose processes must move into a leaf of it first, and that leaf.
         let mut room: Option<(String, &str)> = None;
         let scoped;
+        let in_own_scope;
         let (h, placement) = match req.parent {
-            Some(_) => (h, None),
+            Some(_) => {
+                in_own_scope = false;
+                (h, None)
+            }
             None => {
                 let (placement, own) = with_systemd(h, req)?;
+                in_own_scope = own.is_some();
                 let h = match own {
                     Some(own) => {
                         scoped = Hierarchy { own, ..h.clone() };
@@ -535,6 +543,7 @@ impl AgentCgroup {
             limits_applied: Limits::default(),
             removed: false,
             launcher,
+            in_own_scope,
         };
         // From here on, drop removes the leaf on any error.
         cg.apply_limits(&limits, req.degraded_ok, &mut unenforced)?;
@@ -656,6 +665,22 @@ impl AgentCgroup {
     }
 
     /// Removes the (empty) cgroup, retrying on EBUSY for a bounded time.
+    /// Leaves the (empty) cgroup for systemd to remove with our transient scope.
+    ///
+    /// When systemd stops a scope it walks the scope's cgroups, signalling every process; a
+    /// cgroup removed under that walk fails it (ENODEV reading `cgroup.procs`), and systemd
+    /// then skips the wait and SIGKILLs what is left of the scope at once — synwire-run in the
+    /// middle of its teardown, without statistics (seen as exit 137 on a `systemctl stop`).
+    /// After a stop request in our own scope the rmdir is therefore left to systemd, which
+    /// removes the whole tree when the scope ends, as soon as synwire-run exits.
+    pub fn leave_to_scope(&mut self) {
+        tracing::debug!(
+            "leaving {} to systemd, which removes it with the scope",
+            self.dir.display()
+        );
+        self.removed = true;
+    }
+
     pub fn remove(&mut self) -> Result<(), CgroupError> {
         let mut delay = Duration::from_millis(1);
         let start = Instant::now();
