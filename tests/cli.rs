@@ -347,6 +347,36 @@ fn check_json_is_one_array_of_checks() {
 }
 
 #[test]
+fn check_says_each_fix_once_and_keeps_every_finding() {
+    let o = synwire(&["check"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let fixes: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("fix"))
+        .filter_map(|l| l.split_once(": ").map(|(_, fix)| fix))
+        .filter(|f| !f.starts_with("as for \""))
+        .collect();
+    for (i, f) in fixes.iter().enumerate() {
+        assert!(!fixes[..i].contains(f), "printed twice: {f}\n{out}");
+    }
+    // Every finding of --json has its line, and every fix it names is printed.
+    let json = synwire(&["check", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    for c in v.as_array().unwrap() {
+        let (check, detail) = (c["check"].as_str().unwrap(), c["detail"].as_str().unwrap());
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&format!("{check:<26} {detail}"))),
+            "no line for {check}: {detail}\n{out}"
+        );
+        if let Some(fix) = c["fix"].as_str() {
+            assert!(fixes.contains(&fix), "fix never printed: {fix}\n{out}");
+        }
+    }
+}
+
+#[test]
 fn diagnostics_carry_no_colour_when_stderr_is_not_a_terminal() {
     let o = synwire(&["--memory", "12Q", "--", "true"]);
     assert_eq!(o.status.code(), Some(125));
