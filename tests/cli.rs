@@ -283,10 +283,74 @@ fn profile_prints_the_effective_merged_profile_which_parses_back() {
     assert_eq!(table["limits"]["memory"].as_str(), Some("512MiB"), "{out}");
     assert_eq!(table["limits"]["timeout"].as_str(), Some("1800s"), "{out}");
     assert_eq!(table["limits"]["pids"].as_integer(), Some(7), "{out}");
+    assert!(
+        table["limits"].get("oom_policy").is_none(),
+        "a default: {out}"
+    );
     // Saved, it is a profile of its own.
     let saved = write(dir.path(), "saved.toml", &out);
     let o = synwire_env(&["profile", &saved], &vars);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn profile_prints_only_the_keys_a_built_in_sets_and_resolved_prints_every_key() {
+    use synwire_run::profile::{self, search};
+    let (dir, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let vars = [("SYNWIRE_PROFILE_PATH", dir.path()), ("HOME", home.path())];
+    // The directories synwire-run searches with these variables (/etc/synwire/profiles too).
+    let dirs = search::search_dirs_from(|k| {
+        vars.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.as_os_str().to_owned())
+    });
+    let keys = |t: &toml::Table| -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, value) in t {
+            out.push(name.clone());
+            if let Some(section) = value.as_table() {
+                out.extend(section.keys().map(|k| format!("{name}.{k}")));
+            }
+        }
+        out
+    };
+    for (name, _) in profile::BUILTINS {
+        let (want, _, source) = search::load_chain_table(&dirs, name, &[]).unwrap();
+        let o = synwire_env(&["profile", name], &vars);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let back =
+            profile::parse(name, "printed", &out).unwrap_or_else(|e| panic!("{name}: {e}\n{out}"));
+        assert_eq!(back, want, "{name}:\n{out}");
+        let set = keys(&source);
+        for key in keys(&toml::from_str(&out).unwrap()) {
+            assert!(
+                set.contains(&key),
+                "{name}: `{key}` is not set by the profile:\n{out}"
+            );
+        }
+        // --resolved: every key, those the profile leaves to their default too.
+        let o = synwire_env(&["profile", name, "--resolved"], &vars);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        let resolved = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(
+            profile::parse(name, "resolved", &resolved).unwrap(),
+            want,
+            "{name}"
+        );
+        let all = keys(&toml::from_str(&resolved).unwrap());
+        for key in [
+            "limits.oom_policy",
+            "cgroup.manager",
+            "namespaces.pid",
+            "env.clear",
+        ] {
+            assert!(
+                all.contains(&key.to_string()),
+                "{name} --resolved lacks {key}:\n{resolved}"
+            );
+        }
+    }
 }
 
 #[test]
