@@ -440,6 +440,106 @@ fn check_says_each_fix_once_and_keeps_every_finding() {
     }
 }
 
+/// `synwire-run check --json` with clone3(2) failing with `errno` (a seccomp filter, as container
+/// runtimes install, or as a kernel without the call or the flag answers); None: no filter. The
+/// finding for clone3 CLONE_INTO_CGROUP.
+fn clone3_finding(errno: Option<u32>) -> serde_json::Value {
+    use std::os::unix::process::CommandExt;
+    #[cfg(target_arch = "x86_64")]
+    const AUDIT_ARCH: Option<u32> = Some(0xc000_003e);
+    #[cfg(target_arch = "aarch64")]
+    const AUDIT_ARCH: Option<u32> = Some(0xc000_00b7);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    const AUDIT_ARCH: Option<u32> = None;
+    let arch = AUDIT_ARCH.expect("no AUDIT_ARCH for this architecture: add it here");
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    // struct seccomp_data: the syscall number at 0, the architecture at 4.
+    let filter = [
+        stmt(load, 4),
+        jeq(arch, 0, 3),
+        stmt(load, 0),
+        jeq(libc::SYS_clone3 as u32, 0, 1),
+        stmt(ret, libc::SECCOMP_RET_ERRNO | errno.unwrap_or(0)),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+    ];
+    let mut c = Command::new(env!("CARGO_BIN_EXE_synwire-run"));
+    c.args(["check", "--json"]).env_remove("SYNWIRE_LOG");
+    if errno.is_some() {
+        // SAFETY: between fork and exec the closure makes two prctl calls on data built before
+        // the fork (`filter` is moved in); it allocates nothing.
+        unsafe {
+            c.pre_exec(move || {
+                let prog = libc::sock_fprog {
+                    len: filter.len() as u16,
+                    filter: filter.as_ptr() as *mut libc::sock_filter,
+                };
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                    || libc::prctl(
+                        libc::PR_SET_SECCOMP,
+                        libc::SECCOMP_MODE_FILTER,
+                        &prog as *const libc::sock_fprog,
+                    ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let o = c.output().expect("run synwire-run check");
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "clone3 CLONE_INTO_CGROUP")
+        .cloned()
+        .unwrap_or_else(|| panic!("no clone3 finding: {v}"))
+}
+
+#[test]
+fn check_probes_clone3_and_names_why_a_seccomp_filter_or_an_old_kernel_refuses_it() {
+    for (errno, needle) in [
+        (libc::ENOSYS, "no: no clone3 here (ENOSYS"),
+        (libc::EPERM, "no: clone3 is forbidden (EPERM"),
+        (
+            libc::E2BIG,
+            "no: clone3 refuses the flag (E2BIG), as kernels before 5.7 do",
+        ),
+    ] {
+        let c = clone3_finding(Some(errno as u32));
+        assert_eq!(c["status"], "WARN", "{errno}: {c}");
+        assert!(
+            c["detail"].as_str().unwrap().starts_with(needle),
+            "{errno}: {c}"
+        );
+        assert!(
+            c["fix"].as_str().unwrap().contains("falls back to fork"),
+            "{c}"
+        );
+    }
+    // Unfiltered, the probe gets an answer it knows, whatever this kernel has.
+    let c = clone3_finding(None);
+    let detail = c["detail"].as_str().unwrap();
+    assert!(
+        detail == "yes (probed)" || detail.starts_with("no: "),
+        "{c}"
+    );
+}
+
 #[test]
 fn diagnostics_carry_no_colour_when_stderr_is_not_a_terminal() {
     let o = synwire(&["--memory", "12Q", "--", "true"]);
