@@ -11,7 +11,7 @@ use clap::{ArgAction, Parser, Subcommand};
 #[command(
     name = "synwire-run",
     version,
-    override_usage = "synwire-run [OPTIONS] -- COMMAND [ARGS]...\n       synwire-run check | gc | profiles | profile NAME | completions SHELL | man",
+    override_usage = "synwire-run [OPTIONS] -- COMMAND [ARGS]...\n       synwire-run check | gc | profiles | profile NAME [--resolved] | completions SHELL | man",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     after_help = "Exit status: the command's own; 128+N if it died of signal N (137 with an OOM report, also when \
@@ -117,13 +117,17 @@ pub enum Cmd {
     },
     /// List every profile --profile can find, with its source and description.
     Profiles,
-    /// Print the effective profile NAME (after `extends` and --set) as TOML.
+    /// Print the keys profile NAME sets (its file, `extends` chain and --set) as TOML; with
+    /// --resolved, every key and its default.
     Profile {
         /// A profile name or a path.
         name: String,
         /// Override any key by dotted path, as when running.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        /// Print every key, the defaults included: the profile as a run resolves it.
+        #[arg(long)]
+        resolved: bool,
     },
     /// Print the completion script for SHELL.
     Completions {

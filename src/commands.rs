@@ -26,16 +26,28 @@ pub fn run(cmd: &Cmd) -> Result<i32, Error> {
             return Ok(code);
         }
         Cmd::Profiles => profiles(),
-        Cmd::Profile { name, sets } => {
-            let (profile, chain) = search::load_chain(&search::search_dirs(), name, sets)?;
+        Cmd::Profile {
+            name,
+            sets,
+            resolved,
+        } => {
+            let (profile, chain, source) =
+                search::load_chain_table(&search::search_dirs(), name, sets)?;
             let from: Vec<String> = chain
                 .iter()
                 .map(|f| format!("{} ({})", f.name, f.source))
                 .collect();
+            let (what, toml) = if *resolved {
+                ("every key, the defaults included", profile.to_toml())
+            } else {
+                (
+                    "the keys it sets; --resolved adds the defaults",
+                    profile.to_toml_set_in(&source),
+                )
+            };
             format!(
-                "# synwire-run profile {name}: {}\n{}",
+                "# synwire-run profile {name}: {}\n# {what}\n{toml}",
                 from.join(" <- "),
-                profile.to_toml()
             )
         }
         Cmd::Completions { shell } => {

@@ -283,10 +283,74 @@ fn profile_prints_the_effective_merged_profile_which_parses_back() {
     assert_eq!(table["limits"]["memory"].as_str(), Some("512MiB"), "{out}");
     assert_eq!(table["limits"]["timeout"].as_str(), Some("1800s"), "{out}");
     assert_eq!(table["limits"]["pids"].as_integer(), Some(7), "{out}");
+    assert!(
+        table["limits"].get("oom_policy").is_none(),
+        "a default: {out}"
+    );
     // Saved, it is a profile of its own.
     let saved = write(dir.path(), "saved.toml", &out);
     let o = synwire_env(&["profile", &saved], &vars);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn profile_prints_only_the_keys_a_built_in_sets_and_resolved_prints_every_key() {
+    use synwire_run::profile::{self, search};
+    let (dir, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let vars = [("SYNWIRE_PROFILE_PATH", dir.path()), ("HOME", home.path())];
+    // The directories synwire-run searches with these variables (/etc/synwire/profiles too).
+    let dirs = search::search_dirs_from(|k| {
+        vars.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.as_os_str().to_owned())
+    });
+    let keys = |t: &toml::Table| -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, value) in t {
+            out.push(name.clone());
+            if let Some(section) = value.as_table() {
+                out.extend(section.keys().map(|k| format!("{name}.{k}")));
+            }
+        }
+        out
+    };
+    for (name, _) in profile::BUILTINS {
+        let (want, _, source) = search::load_chain_table(&dirs, name, &[]).unwrap();
+        let o = synwire_env(&["profile", name], &vars);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let back =
+            profile::parse(name, "printed", &out).unwrap_or_else(|e| panic!("{name}: {e}\n{out}"));
+        assert_eq!(back, want, "{name}:\n{out}");
+        let set = keys(&source);
+        for key in keys(&toml::from_str(&out).unwrap()) {
+            assert!(
+                set.contains(&key),
+                "{name}: `{key}` is not set by the profile:\n{out}"
+            );
+        }
+        // --resolved: every key, those the profile leaves to their default too.
+        let o = synwire_env(&["profile", name, "--resolved"], &vars);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        let resolved = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(
+            profile::parse(name, "resolved", &resolved).unwrap(),
+            want,
+            "{name}"
+        );
+        let all = keys(&toml::from_str(&resolved).unwrap());
+        for key in [
+            "limits.oom_policy",
+            "cgroup.manager",
+            "namespaces.pid",
+            "env.clear",
+        ] {
+            assert!(
+                all.contains(&key.to_string()),
+                "{name} --resolved lacks {key}:\n{resolved}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -344,6 +408,136 @@ fn check_json_is_one_array_of_checks() {
     // The exit code follows the FAIL lines.
     let failed = checks.iter().any(|c| c["status"] == "FAIL");
     assert_eq!(o.status.code(), Some(i32::from(failed)));
+}
+
+#[test]
+fn check_says_each_fix_once_and_keeps_every_finding() {
+    let o = synwire(&["check"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let fixes: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("fix"))
+        .filter_map(|l| l.split_once(": ").map(|(_, fix)| fix))
+        .filter(|f| !f.starts_with("as for \""))
+        .collect();
+    for (i, f) in fixes.iter().enumerate() {
+        assert!(!fixes[..i].contains(f), "printed twice: {f}\n{out}");
+    }
+    // Every finding of --json has its line, and every fix it names is printed.
+    let json = synwire(&["check", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    for c in v.as_array().unwrap() {
+        let (check, detail) = (c["check"].as_str().unwrap(), c["detail"].as_str().unwrap());
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&format!("{check:<26} {detail}"))),
+            "no line for {check}: {detail}\n{out}"
+        );
+        if let Some(fix) = c["fix"].as_str() {
+            assert!(fixes.contains(&fix), "fix never printed: {fix}\n{out}");
+        }
+    }
+}
+
+/// `synwire-run check --json` with clone3(2) failing with `errno` (a seccomp filter, as container
+/// runtimes install, or as a kernel without the call or the flag answers); None: no filter. The
+/// finding for clone3 CLONE_INTO_CGROUP.
+fn clone3_finding(errno: Option<u32>) -> serde_json::Value {
+    use std::os::unix::process::CommandExt;
+    #[cfg(target_arch = "x86_64")]
+    const AUDIT_ARCH: Option<u32> = Some(0xc000_003e);
+    #[cfg(target_arch = "aarch64")]
+    const AUDIT_ARCH: Option<u32> = Some(0xc000_00b7);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    const AUDIT_ARCH: Option<u32> = None;
+    let arch = AUDIT_ARCH.expect("no AUDIT_ARCH for this architecture: add it here");
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    // struct seccomp_data: the syscall number at 0, the architecture at 4.
+    let filter = [
+        stmt(load, 4),
+        jeq(arch, 0, 3),
+        stmt(load, 0),
+        jeq(libc::SYS_clone3 as u32, 0, 1),
+        stmt(ret, libc::SECCOMP_RET_ERRNO | errno.unwrap_or(0)),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+    ];
+    let mut c = Command::new(env!("CARGO_BIN_EXE_synwire-run"));
+    c.args(["check", "--json"]).env_remove("SYNWIRE_LOG");
+    if errno.is_some() {
+        // SAFETY: between fork and exec the closure makes two prctl calls on data built before
+        // the fork (`filter` is moved in); it allocates nothing.
+        unsafe {
+            c.pre_exec(move || {
+                let prog = libc::sock_fprog {
+                    len: filter.len() as u16,
+                    filter: filter.as_ptr() as *mut libc::sock_filter,
+                };
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                    || libc::prctl(
+                        libc::PR_SET_SECCOMP,
+                        libc::SECCOMP_MODE_FILTER,
+                        &prog as *const libc::sock_fprog,
+                    ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let o = c.output().expect("run synwire-run check");
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "clone3 CLONE_INTO_CGROUP")
+        .cloned()
+        .unwrap_or_else(|| panic!("no clone3 finding: {v}"))
+}
+
+#[test]
+fn check_probes_clone3_and_names_why_a_seccomp_filter_or_an_old_kernel_refuses_it() {
+    for (errno, needle) in [
+        (libc::ENOSYS, "no: no clone3 here (ENOSYS"),
+        (libc::EPERM, "no: clone3 is forbidden (EPERM"),
+        (
+            libc::E2BIG,
+            "no: clone3 refuses the flag (E2BIG), as kernels before 5.7 do",
+        ),
+    ] {
+        let c = clone3_finding(Some(errno as u32));
+        assert_eq!(c["status"], "WARN", "{errno}: {c}");
+        assert!(
+            c["detail"].as_str().unwrap().starts_with(needle),
+            "{errno}: {c}"
+        );
+        assert!(
+            c["fix"].as_str().unwrap().contains("falls back to fork"),
+            "{c}"
+        );
+    }
+    // Unfiltered, the probe gets an answer it knows, whatever this kernel has.
+    let c = clone3_finding(None);
+    let detail = c["detail"].as_str().unwrap();
+    assert!(
+        detail == "yes (probed)" || detail.starts_with("no: "),
+        "{c}"
+    );
 }
 
 #[test]

@@ -6,8 +6,9 @@
 //!   almost never gets past the key checks to the values; the recipe does, every time.
 //!
 //! Beyond "never panics", every profile that parses must survive its own rendering: what
-//! `synwire-run profile NAME` prints (`Profile::to_toml`) is documented as a profile that can be
-//! saved and used, so it must parse again, to the same profile, and render to the same text.
+//! `synwire-run profile NAME [--resolved]` prints (`Profile::to_toml_set_in`, `Profile::to_toml`)
+//! is documented as a profile that can be saved and used, so it must parse again, to the same
+//! profile, and the full rendering must render to the same text.
 
 #![no_main]
 
@@ -31,12 +32,24 @@ fuzz_target!(|data: &[u8]| {
 
 fn check(text: &str) {
     if let Ok(p) = profile::parse("fuzz", "input", text) {
-        round_trip(text, &p);
+        let mut source: toml::Table = toml::from_str(text).expect("it parsed as a profile");
+        source.remove("extends");
+        round_trip(text, &p, &source);
     }
 }
 
-/// The rendering of `first` parses back to `first` and renders to the same text.
-fn round_trip(input: &str, first: &Profile) {
+/// The rendering of `first` parses back to `first` and renders to the same text; so does the
+/// rendering of only the keys `source` (the TOML it was read from) sets.
+fn round_trip(input: &str, first: &Profile, source: &toml::Table) {
+    let only = first.to_toml_set_in(source);
+    let back = profile::parse(&first.name, "printed", &only).unwrap_or_else(|e| {
+        panic!("the keys a valid profile sets do not parse: {e}\n--- input:\n{input}\n--- printed:\n{only}")
+    });
+    assert_eq!(
+        &same_user(back, first),
+        first,
+        "the keys a profile sets parse to a different profile\n--- input:\n{input}\n--- printed:\n{only}"
+    );
     let rendered = first.to_toml();
     let second = profile::parse(&first.name, "rendered", &rendered).unwrap_or_else(|e| {
         panic!("the rendering of a valid profile does not parse: {e}\n--- input:\n{input}\n--- rendering:\n{rendered}")
@@ -46,18 +59,23 @@ fn round_trip(input: &str, first: &Profile) {
         again, rendered,
         "the rendering changed on a second round\n--- input:\n{input}"
     );
-    // The user is rendered as the uid it resolved to, so the name as written is not kept.
-    let second = Profile {
+    assert_eq!(
+        &same_user(second, first),
+        first,
+        "the rendering parses to a different profile\n--- input:\n{input}\n--- rendering:\n{rendered}"
+    );
+}
+
+/// `second` with the user name of `first`: the user is rendered as the uid it resolved to, so
+/// the name as written is not kept.
+fn same_user(second: Profile, first: &Profile) -> Profile {
+    Profile {
         security: profile::privilege::Security {
             user_name: first.security.user_name.clone(),
             ..second.security
         },
         ..second
-    };
-    assert_eq!(
-        &second, first,
-        "the rendering parses to a different profile\n--- input:\n{input}\n--- rendering:\n{rendered}"
-    );
+    }
 }
 
 /// `text` as one `--set`: a well-formed dotted path when it parses, and, applied to a built-in
@@ -69,8 +87,8 @@ fn set(text: &str) {
             "parse_set({text:?}) gave the path {path:?}"
         );
     }
-    if let Ok((p, _)) = search::load_chain(&[], "small", &[text.to_string()]) {
-        round_trip(text, &p);
+    if let Ok((p, _, source)) = search::load_chain_table(&[], "small", &[text.to_string()]) {
+        round_trip(text, &p, &source);
     }
 }
 

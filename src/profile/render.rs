@@ -1,5 +1,7 @@
-//! The effective profile as TOML (`synwire-run profile NAME`): every value spelled out, in the
-//! format a profile file takes, so the output can be saved and edited as a profile of its own.
+//! A profile as TOML (`synwire-run profile NAME`), in the format a profile file takes, so the
+//! output can be saved and edited as a profile of its own: either only the keys the profile's own
+//! text sets ([`Profile::to_toml_set_in`]) or every key with its default ([`Profile::to_toml`]);
+//! each value as a run reads it (sizes in their unit, durations in seconds, users as uids).
 
 use std::time::Duration;
 
@@ -41,8 +43,59 @@ fn strings(v: &[String]) -> Value {
     Value::Array(v.iter().cloned().map(Value::String).collect())
 }
 
+/// The synwire library's names for `[limits]` keys, each setting the same value as its key.
+const LIMIT_ALIASES: &[(&str, &str)] = &[
+    ("memory", "memory_bytes"),
+    ("cpu", "cpu_quota"),
+    ("pids", "max_pids"),
+    ("timeout", "exec_timeout_secs"),
+];
+
+/// True when `source`, the text of section `section`, sets `key`: itself, by its alias, or (the
+/// group) through the user, whose group depends on how the user was written ("1000", 1000 or a
+/// name) while the user is printed as a bare uid.
+fn sets(section: &str, source: &Table, key: &str) -> bool {
+    source.contains_key(key)
+        || (section == "limits"
+            && LIMIT_ALIASES
+                .iter()
+                .any(|(k, alias)| *k == key && source.contains_key(*alias)))
+        || (section == "security" && key == "group" && source.contains_key("user"))
+}
+
 impl Profile {
+    /// Every key, the defaults included: the profile as a run resolves it.
     pub fn to_toml(&self) -> String {
+        toml::to_string(&self.to_table()).expect("a table serialises")
+    }
+
+    /// Only the keys `source` sets, `source` being the profile's own TOML (its file, merged with
+    /// its `extends` chain and `--set`, as [`super::search::load_chain_table`] gives it): the
+    /// sections it has (even empty) and, in them, its keys; a whole value for a key whose value
+    /// is a table (`env.set`). It parses back to the same profile, since every key left out has
+    /// its default there.
+    pub fn to_toml_set_in(&self, source: &Table) -> String {
+        let only: Table = self
+            .to_table()
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let src = source.get(&name)?;
+                Some(match (value, src) {
+                    (Value::Table(section), Value::Table(src)) => {
+                        let keys = section
+                            .into_iter()
+                            .filter(|(key, _)| sets(&name, src, key))
+                            .collect();
+                        (name, Value::Table(keys))
+                    }
+                    (value, _) => (name, value),
+                })
+            })
+            .collect();
+        toml::to_string(&only).expect("a table serialises")
+    }
+
+    fn to_table(&self) -> Table {
         let mut root = Table::new();
         if let Some(d) = &self.description {
             root.insert("description".into(), Value::String(d.clone()));
@@ -164,13 +217,104 @@ impl Profile {
             t.insert("write".into(), strings(&fs.write));
             root.insert("filesystem".into(), Value::Table(t));
         }
-        toml::to_string(&root).expect("a table serialises")
+        root
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{load, parse, Overrides, BUILTINS};
+    use super::super::{load, parse, search, Overrides, BUILTINS};
+    use toml::Table;
+
+    /// The dotted keys a TOML text sets: each section, and each key in it.
+    fn keys(table: &Table) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, value) in table {
+            out.push(name.clone());
+            if let Some(section) = value.as_table() {
+                out.extend(section.keys().map(|k| format!("{name}.{k}")));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn every_builtin_prints_just_the_keys_its_toml_sets_and_parses_back_to_itself() {
+        for (name, text) in BUILTINS {
+            let (p, _, source) = search::load_chain_table(&[], name, &[]).unwrap();
+            let own: Table = toml::from_str(text).unwrap();
+            assert_eq!(source, own, "{name}: the source is the built-in's TOML");
+            let printed = p.to_toml_set_in(&source);
+            let back = parse(name, "printed", &printed)
+                .unwrap_or_else(|e| panic!("{name}: {e}\n{printed}"));
+            assert_eq!(back, p, "{name}:\n{printed}");
+            let printed_keys = keys(&toml::from_str(&printed).unwrap());
+            assert_eq!(printed_keys, keys(&own), "{name}:\n{printed}");
+        }
+    }
+
+    #[test]
+    fn only_the_keys_set_are_printed_under_their_own_names_aliases_included() {
+        let text = "[limits]\nmemory_bytes = 536870912\nmax_pids = 5\ncpu_quota = 1\nexec_timeout_secs = 90\n\n[env.set]\nA = \"1\"\n\n[filesystem]\n";
+        let p = parse("t", "t", text).unwrap();
+        let printed = p.to_toml_set_in(&toml::from_str(text).unwrap());
+        assert_eq!(
+            printed,
+            "[limits]\nmemory = \"512MiB\"\ncpu = 1.0\npids = 5\ntimeout = \"90s\"\n\n[env.set]\nA = \"1\"\n\n[filesystem]\n"
+        );
+        assert_eq!(parse("t", "printed", &printed).unwrap(), p);
+    }
+
+    #[test]
+    fn a_user_is_printed_with_the_group_it_implies() {
+        // "4321" as a string takes gid 4321; the printed uid 4321 alone would take its passwd
+        // entry's primary group, if it has one.
+        let text = "[security]\nuser = \"4321\"\n";
+        let p = parse("t", "t", text).unwrap();
+        let printed = p.to_toml_set_in(&toml::from_str(text).unwrap());
+        assert_eq!(printed, "[security]\nuser = 4321\ngroup = 4321\n");
+        assert_eq!(
+            parse("t", "printed", &printed).unwrap().security.group,
+            Some(4321)
+        );
+    }
+
+    #[test]
+    fn a_chain_and_its_sets_print_every_key_any_of_them_sets_and_no_other() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(
+            t.path().join("coder.toml"),
+            "extends = \"default\"\n[limits]\ntimeout = \"30m\"\n[namespaces]\npid = true\n",
+        )
+        .unwrap();
+        let (p, _, source) = search::load_chain_table(
+            &[t.path().to_path_buf()],
+            "coder",
+            &["limits.pids=7".to_string()],
+        )
+        .unwrap();
+        let printed = p.to_toml_set_in(&source);
+        let table: Table = toml::from_str(&printed).unwrap();
+        assert_eq!(
+            keys(&table),
+            [
+                "cgroup",
+                "cgroup.required",
+                "description",
+                "limits",
+                "limits.pids",
+                "limits.timeout",
+                "namespaces",
+                "namespaces.pid",
+                "stop",
+                "stop.grace",
+                "stop.signal"
+            ],
+            "{printed}"
+        );
+        assert_eq!(parse("coder", "printed", &printed).unwrap(), p);
+    }
 
     #[test]
     fn every_builtin_round_trips_through_its_rendering() {

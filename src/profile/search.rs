@@ -154,6 +154,17 @@ pub fn load_chain(
     arg: &str,
     sets: &[String],
 ) -> Result<(Profile, Vec<Found>), ProfileError> {
+    load_chain_table(dirs, arg, sets).map(|(profile, chain, _)| (profile, chain))
+}
+
+/// As [`load_chain`], with the TOML the profile was read from: the chain merged, `--set`
+/// applied, `extends` left out. Its keys are the ones the profile sets; everything else has its
+/// default.
+pub fn load_chain_table(
+    dirs: &[PathBuf],
+    arg: &str,
+    sets: &[String],
+) -> Result<(Profile, Vec<Found>, toml::Table), ProfileError> {
     let mut chain: Vec<Found> = Vec::new();
     let mut next = Some(arg.to_string());
     while let Some(name) = next.take() {
@@ -205,7 +216,7 @@ pub fn load_chain(
             &chain[0].text
         },
     )?;
-    Ok((profile, chain))
+    Ok((profile, chain, merged))
 }
 
 fn set_error(set: &str, message: String) -> ProfileError {
