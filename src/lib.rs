@@ -15,8 +15,15 @@
 //! privilege, applied in the child just before execve), and the commands that run no agent
 //! ([`check`], [`gc`], [`commands`]).
 //!
-//! All unsafe code is in [`sys`]. Unit tests cover parsing and placement rules; the behaviour on
-//! real kernels (5.10, 6.1, 6.12) is tested by the VM suite in tests/vm.
+//! Everything that runs after fork and before execve (or instead of it: the pid namespace's init,
+//! the guardian) is in [`postfork`], where lints forbid allocation, formatting, tracing and
+//! panics. All unsafe code is in [`sys`] and in `postfork`'s raw layer (its raw calls and its
+//! three forks), every block with its `// SAFETY:`; the rest of the crate denies `unsafe`.
+//!
+//! Unit tests cover parsing and placement rules; the behaviour on real kernels (5.10, 6.1, 6.12) is
+//! tested by the VM suite in tests/vm.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod cgroup;
 pub mod check;
@@ -29,6 +36,7 @@ pub mod landlock;
 pub mod log;
 pub mod ns;
 pub mod plan;
+pub mod postfork;
 pub mod profile;
 pub mod report;
 pub mod security;

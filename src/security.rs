@@ -1,19 +1,17 @@
 //! Least privilege, applied in the child just before execve: rlimits, the capability bounding set,
 //! the user and group switch (supplementary groups cleared), the capabilities kept, and
 //! PR_SET_NO_NEW_PRIVS. Everything is resolved before fork into a [`SecPlan`]; the child only
-//! makes raw system calls. Also the inherited file descriptors: all but `--preserve-fds` are
-//! marked close-on-exec before fork.
+//! makes raw system calls (`postfork::security::apply`). Also the inherited file descriptors: all
+//! but `--preserve-fds` are marked close-on-exec before fork.
 
 use std::io;
 
-use crate::ns::Step;
 use crate::profile::privilege::{Rlimit, Rlimits, Security};
-use crate::sys::child;
 
 /// What the child does, in order, prepared before fork.
 #[derive(Debug, Clone, Default)]
 pub struct SecPlan {
-    pub rlimits: Vec<(u32, u64)>,
+    pub rlimits: Vec<(rustix::process::Resource, u64)>,
     /// Capabilities to drop from the bounding set (needs CAP_SETPCAP; skipped without it).
     pub drop_bounding: Vec<u32>,
     /// (uid, gid) to switch to.
@@ -128,43 +126,6 @@ fn resource(r: Rlimit) -> nix::sys::resource::Resource {
         Rlimit::Fsize => Resource::RLIMIT_FSIZE,
         Rlimit::Nproc => Resource::RLIMIT_NPROC,
     }
-}
-
-/// In the child, just before execve: async-signal-safe calls only.
-pub fn apply(p: &SecPlan) -> Result<(), (Step, i32)> {
-    for &(res, value) in &p.rlimits {
-        child::setrlimit(res, value).map_err(|e| (Step::Rlimit, e))?;
-    }
-    for &cap in &p.drop_bounding {
-        child::capbset_drop(cap).map_err(|e| (Step::Capabilities, e))?;
-    }
-    if let Some((uid, gid)) = p.switch {
-        if p.keep.is_some_and(|k| k != 0) {
-            // Keep the permitted set across setuid so the kept capabilities survive it.
-            child::keep_caps().map_err(|e| (Step::Capabilities, e))?;
-        }
-        child::setgroups_empty().map_err(|e| (Step::SwitchUser, e))?;
-        child::setgid(gid).map_err(|e| (Step::SwitchUser, e))?;
-        child::setuid(uid).map_err(|e| (Step::SwitchUser, e))?;
-    }
-    if let Some(keep) = p.keep {
-        child::clear_ambient().map_err(|e| (Step::Capabilities, e))?;
-        child::capset(keep).map_err(|e| (Step::Capabilities, e))?;
-        // Ambient: what a non-root program keeps across execve.
-        for cap in 0..64u32 {
-            if keep & (1 << cap) != 0 {
-                child::raise_ambient(cap).map_err(|e| (Step::Capabilities, e))?;
-            }
-        }
-    }
-    // Landlock needs no_new_privs (or CAP_SYS_ADMIN): a ruleset always brings it.
-    if p.no_new_privs || p.landlock.is_some() {
-        child::no_new_privs().map_err(|e| (Step::NoNewPrivs, e))?;
-    }
-    if let Some(fd) = p.landlock {
-        child::landlock_restrict_self(fd).map_err(|e| (Step::Landlock, e))?;
-    }
-    Ok(())
 }
 
 /// Marks every inherited descriptor from 3 up close-on-exec, except 3 .. 3+preserve-1, which

@@ -1,11 +1,11 @@
-//! The thin unsafe layer: every raw system call synwire-run makes that nix does not wrap safely.
-//! Each function is one call (man page named), each unsafe block says why it is sound. The
-//! functions marked "async-signal-safe" are the only ones the child may call between fork and
-//! execve: they make one raw syscall each, allocate nothing, take no lock.
+//! The thin unsafe layer: every system call synwire-run makes that nix does not wrap safely,
+//! through rustix where it has a safe wrapper. Each function is one call (man page named), each
+//! unsafe block says why it is sound. What runs after fork is in [`crate::postfork`].
+#![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::raw::c_char;
 use std::time::Duration;
 
@@ -40,8 +40,8 @@ impl CArgv {
 /// A heap buffer holding `NAME=` and room for a PID, which the child fills in after fork: the
 /// one value of the agent's environment that is only known then (LISTEN_PID).
 pub struct PidSlot {
-    buf: *mut u8,
-    prefix: usize,
+    pub(crate) buf: *mut u8,
+    pub(crate) prefix: usize,
 }
 
 const PID_SLOT: usize = 32;
@@ -165,26 +165,32 @@ pub unsafe fn fork(ns_flags: u64) -> io::Result<Forked> {
 
 /// pidfd_open(2) (Linux 5.3).
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall with integer arguments; on success it returns a new fd we own.
-    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
-    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    // PID 0 or below: EINVAL, as the kernel would answer.
+    let pid = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)
+}
+
+/// `sig` as rustix's Signal; None outside 1 to 64.
+pub const fn signal(sig: i32) -> Option<rustix::process::Signal> {
+    if sig < 1 || sig > SIG_MAX {
+        return None;
+    }
+    // SAFETY: 1 to 64 are Linux's signal numbers. rustix reserves those its C library uses (32 and
+    // 33, 34 too with musl) because raising, blocking or handling them would disturb that library
+    // in this process; synwire-run only sends signals to another process (the agent, through kill
+    // or pidfd_send_signal), whose C library is its own.
+    Some(unsafe { rustix::process::Signal::from_raw_unchecked(sig) })
 }
 
 /// pidfd_send_signal(2) (Linux 5.1): signals exactly the process the pidfd refers to, never a
 /// reused PID.
-pub fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> io::Result<()> {
-    // SAFETY: plain syscall; a NULL siginfo means "as kill(2)".
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd,
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    })?;
-    Ok(())
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+    let sig = signal(sig).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok(rustix::process::pidfd_send_signal(pidfd, sig)?)
 }
 
 /// A child's end: the raw wait status and its resource usage.
@@ -215,9 +221,10 @@ pub fn reap_any() {
 
 /// prctl(PR_SET_CHILD_SUBREAPER): orphans of the agent become our children, so we reap them.
 pub fn set_child_subreaper() -> io::Result<()> {
-    // SAFETY: integer-only prctl.
-    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } as libc::c_long)?;
-    Ok(())
+    // rustix passes the PID as the flag, which only has to be non-zero: 1 as before.
+    Ok(rustix::process::set_child_subreaper(Some(
+        rustix::process::Pid::INIT,
+    ))?)
 }
 
 /// poll(2) for POLLIN on `fd`, up to `timeout` (None: forever). True when readable.
@@ -246,19 +253,11 @@ fn poll_one(fd: RawFd, events: libc::c_short, timeout: Option<Duration>) -> bool
 /// agent's id needs uniqueness, not secrecy, and at early boot (a unit started before the kernel's
 /// entropy pool is ready, a fresh VM) a blocking getrandom would stall the launch for minutes.
 pub fn random_id_bytes() -> io::Result<[u8; 16]> {
-    const GRND_INSECURE: libc::c_uint = 0x0004;
     let mut buf = [0u8; 16];
-    // SAFETY: the buffer is valid for writes of its length. The raw system call, not the libc
-    // wrapper: a static musl build resolves `getrandom` weakly, to null.
-    let n = unsafe {
-        libc::syscall(
-            libc::SYS_getrandom,
-            buf.as_mut_ptr() as *mut libc::c_void,
-            buf.len(),
-            GRND_INSECURE,
-        )
-    };
-    if n == buf.len() as libc::c_long {
+    // rustix makes the system call itself: libc's wrapper, in a static musl build, resolves
+    // `getrandom` weakly, to null.
+    let n = rustix::rand::getrandom(&mut buf, rustix::rand::GetRandomFlags::INSECURE);
+    if n == Ok(buf.len()) {
         return Ok(buf);
     }
     use std::io::Read;
@@ -347,49 +346,30 @@ pub fn landlock_add_path_rule(ruleset: &OwnedFd, parent: &OwnedFd, allowed: u64)
 
 /// open(path, O_PATH | O_CLOEXEC): a handle to a path without reading it.
 pub fn open_path(path: &CStr) -> io::Result<OwnedFd> {
-    // SAFETY: a NUL-terminated path.
-    let fd = check(
-        unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) } as libc::c_long,
-    )?;
-    // SAFETY: a new descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    use rustix::fs::{Mode, OFlags};
+    Ok(rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// getxattr(2): the value of extended attribute `name` on `path`, if it has one.
 pub fn getxattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
-    use std::os::unix::ffi::OsStrExt;
-    let p = CString::new(path.as_os_str().as_bytes()).ok()?;
-    let n = CString::new(name).ok()?;
     let mut buf = [0u8; 256];
-    // SAFETY: NUL-terminated strings and a buffer valid for the length passed.
-    let len = unsafe {
-        libc::getxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            buf.as_mut_ptr() as *mut libc::c_void,
-            buf.len(),
-        )
-    };
-    (len >= 0).then(|| buf[..len as usize].to_vec())
+    let len = rustix::fs::getxattr(path, name, &mut buf).ok()?;
+    buf.get(..len).map(<[u8]>::to_vec)
 }
 
 /// setxattr(2): sets extended attribute `name` on `path` to `value`.
 pub fn setxattr(path: &std::path::Path, name: &str, value: &[u8]) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let p = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: NUL-terminated strings and a value slice valid for its length.
-    let r = unsafe {
-        libc::setxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr() as *const libc::c_void,
-            value.len(),
-            0,
-        )
-    };
-    check(r as libc::c_long).map(|_| ())
+    use rustix::fs::XattrFlags;
+    Ok(rustix::fs::setxattr(
+        path,
+        name,
+        value,
+        XattrFlags::empty(),
+    )?)
 }
 
 /// A set of signals as the kernel takes it: bit N-1 for signal N (1 to 64). libc's sigset_t
@@ -524,525 +504,13 @@ pub fn pending_signals() -> Vec<i32> {
 
 /// waitid(2) P_PIDFD (Linux 5.4) with WNOHANG: reaps exactly the child the pidfd refers to if it
 /// has exited; Ok(false) while it still runs, ECHILD (harmless) when it was reaped already.
-pub fn reap_pidfd_nohang(pidfd: RawFd) -> io::Result<bool> {
-    const P_PIDFD: libc::idtype_t = 3;
-    // SAFETY: siginfo_t is plain data; zeroed is a valid value.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid pointer to a siginfo_t for the duration of the call.
-    let r = unsafe {
-        libc::waitid(
-            P_PIDFD,
-            pidfd as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: waitid filled `info`; si_pid is 0 when no child had changed state (WNOHANG).
-    Ok(unsafe { info.si_pid() } != 0)
-}
-
-// ---- async-signal-safe calls for the child between fork and execve ---------------------------
-
-pub mod child {
-    use super::*;
-
-    /// prctl(PR_SET_PDEATHSIG).
-    pub fn set_parent_death_signal(sig: i32) {
-        // SAFETY: integer-only prctl; async-signal-safe.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
-    }
-
-    pub fn getppid() -> i32 {
-        // SAFETY: no arguments; cannot fail.
-        unsafe { libc::getppid() }
-    }
-
-    /// Default disposition for `sig` (Rust's runtime ignores SIGPIPE; the agent must not inherit that).
-    pub fn default_signal(sig: i32) {
-        // SAFETY: SIG_DFL is always a valid handler; signal(2) via sigaction is async-signal-safe.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = libc::SIG_DFL;
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-
-    /// rt_sigprocmask(SIG_SETMASK, mask), raw: libc would drop its reserved signals.
-    pub fn set_signal_mask(mask: SigMask) {
-        // SAFETY: a valid 8-byte set; the old mask is not asked for.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigprocmask,
-                libc::SIG_SETMASK,
-                &mask.0 as *const u64,
-                std::ptr::null_mut::<u64>(),
-                8usize,
-            )
-        };
-    }
-
-    pub fn close(fd: RawFd) {
-        // SAFETY: closing a descriptor this process owns; async-signal-safe.
-        unsafe { libc::close(fd) };
-    }
-
-    /// Blocks until one byte arrives; false on EOF or error.
-    pub fn read_byte(fd: RawFd) -> bool {
-        let mut b = 0u8;
-        loop {
-            // SAFETY: one byte of valid stack memory.
-            let n = unsafe { libc::read(fd, &mut b as *mut u8 as *mut libc::c_void, 1) };
-            if n == 1 {
-                return true;
-            }
-            if n < 0 && errno() == libc::EINTR {
-                continue;
-            }
-            return false;
-        }
-    }
-
-    pub fn write_all(fd: RawFd, bytes: &[u8]) {
-        let mut off = 0;
-        while off < bytes.len() {
-            // SAFETY: the slice is valid for reads of its length.
-            let n = unsafe {
-                libc::write(
-                    fd,
-                    bytes[off..].as_ptr() as *const libc::c_void,
-                    bytes.len() - off,
-                )
-            };
-            if n < 0 && errno() == libc::EINTR {
-                continue;
-            }
-            if n <= 0 {
-                return;
-            }
-            off += n as usize;
-        }
-    }
-
-    /// execve(2); returns only on failure, with errno.
-    pub fn execve(path: &CStr, argv: &CArgv, envp: &CArgv) -> i32 {
-        // SAFETY: all three are NUL-terminated strings / NULL-terminated arrays built before fork.
-        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-        errno()
-    }
-
-    pub fn errno() -> i32 {
-        // SAFETY: reading this thread's errno location.
-        unsafe { *libc::__errno_location() }
-    }
-
-    /// unshare(2).
-    pub fn unshare(flags: i32) -> Result<(), i32> {
-        // SAFETY: integer-only syscall.
-        if unsafe { libc::unshare(flags) } == 0 {
-            Ok(())
-        } else {
-            Err(errno())
-        }
-    }
-
-    /// mount(2) with strings prepared before fork (None: NULL).
-    pub fn mount(
-        source: Option<&CStr>,
-        target: &CStr,
-        fstype: Option<&CStr>,
-        flags: libc::c_ulong,
-    ) -> Result<(), i32> {
-        let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), |s| s.as_ptr());
-        // SAFETY: every pointer is NULL or a NUL-terminated string that outlives the call.
-        let r = unsafe {
-            libc::mount(
-                p(source),
-                target.as_ptr(),
-                p(fstype),
-                flags,
-                std::ptr::null(),
-            )
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(errno())
-        }
-    }
-
-    fn ok_or_errno(r: libc::c_int) -> Result<(), i32> {
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(errno())
-        }
-    }
-
-    /// setrlimit(2) with soft = hard = `value`.
-    pub fn setrlimit(resource: u32, value: u64) -> Result<(), i32> {
-        let lim = libc::rlimit {
-            rlim_cur: value,
-            rlim_max: value,
-        };
-        // SAFETY: a valid rlimit struct on the stack.
-        ok_or_errno(unsafe { libc::setrlimit(resource as _, &lim) })
-    }
-
-    /// prctl(PR_CAPBSET_DROP).
-    pub fn capbset_drop(cap: u32) -> Result<(), i32> {
-        // SAFETY: integer-only prctl.
-        ok_or_errno(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) })
-    }
-
-    /// prctl(PR_SET_KEEPCAPS, 1): the permitted set survives setuid away from 0.
-    pub fn keep_caps() -> Result<(), i32> {
-        // SAFETY: integer-only prctl.
-        ok_or_errno(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) })
-    }
-
-    /// setgroups(0, NULL): no supplementary groups.
-    pub fn setgroups_empty() -> Result<(), i32> {
-        // SAFETY: an empty list.
-        ok_or_errno(unsafe { libc::setgroups(0, std::ptr::null()) })
-    }
-
-    /// setgid(2) as a raw syscall: glibc's wrapper signals other threads (there are none), the
-    /// raw call changes this process only.
-    pub fn setgid(gid: u32) -> Result<(), i32> {
-        // SAFETY: integer-only syscall.
-        ok_or_errno(unsafe { libc::syscall(libc::SYS_setgid, gid) } as libc::c_int)
-    }
-
-    /// setuid(2) as a raw syscall (see setgid).
-    pub fn setuid(uid: u32) -> Result<(), i32> {
-        // SAFETY: integer-only syscall.
-        ok_or_errno(unsafe { libc::syscall(libc::SYS_setuid, uid) } as libc::c_int)
-    }
-
-    /// prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL).
-    pub fn clear_ambient() -> Result<(), i32> {
-        // SAFETY: integer-only prctl.
-        let r = unsafe {
-            libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_CLEAR_ALL,
-                0,
-                0,
-                0,
-            )
-        };
-        // EINVAL: a kernel without ambient capabilities (before 4.3) has none to clear.
-        if r != 0 && errno() == libc::EINVAL {
-            return Ok(());
-        }
-        ok_or_errno(r)
-    }
-
-    /// prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap).
-    pub fn raise_ambient(cap: u32) -> Result<(), i32> {
-        // SAFETY: integer-only prctl.
-        ok_or_errno(unsafe {
-            libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_RAISE,
-                cap as libc::c_ulong,
-                0,
-                0,
-            )
-        })
-    }
-
-    /// capset(2): effective = permitted = inheritable = `keep`.
-    pub fn capset(keep: u64) -> Result<(), i32> {
-        #[repr(C)]
-        struct Header {
-            version: u32,
-            pid: libc::c_int,
-        }
-        #[repr(C)]
-        #[derive(Clone, Copy)]
-        struct Data {
-            effective: u32,
-            permitted: u32,
-            inheritable: u32,
-        }
-        const VERSION_3: u32 = 0x2008_0522;
-        let mut header = Header {
-            version: VERSION_3,
-            pid: 0,
-        };
-        let half = |bits: u32| Data {
-            effective: bits,
-            permitted: bits,
-            inheritable: bits,
-        };
-        let data = [half(keep as u32), half((keep >> 32) as u32)];
-        // SAFETY: a version-3 header and the two data structs version 3 requires.
-        ok_or_errno(
-            unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } as libc::c_int,
-        )
-    }
-
-    /// landlock_restrict_self(2) with a ruleset prepared before fork.
-    pub fn landlock_restrict_self(ruleset: RawFd) -> Result<(), i32> {
-        // SAFETY: integer-only syscall.
-        ok_or_errno(
-            unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) }
-                as libc::c_int,
-        )
-    }
-
-    /// prctl(PR_SET_NO_NEW_PRIVS, 1): execve can no longer grant privileges (setuid bits, file
-    /// capabilities).
-    pub fn no_new_privs() -> Result<(), i32> {
-        // SAFETY: integer-only prctl.
-        ok_or_errno(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
-    }
-
-    /// True when the working directory can be searched (access(".", X_OK)).
-    pub fn cwd_searchable() -> Result<(), i32> {
-        // SAFETY: a static NUL-terminated path.
-        if unsafe { libc::access(c".".as_ptr(), libc::X_OK) } == 0 {
-            Ok(())
-        } else {
-            Err(errno())
-        }
-    }
-
-    /// chdir(2).
-    pub fn chdir(path: &CStr) -> Result<(), i32> {
-        // SAFETY: a NUL-terminated path prepared before fork.
-        if unsafe { libc::chdir(path.as_ptr()) } == 0 {
-            Ok(())
-        } else {
-            Err(errno())
-        }
-    }
-
-    /// sethostname(2).
-    pub fn sethostname(name: &CStr) -> Result<(), i32> {
-        let bytes = name.to_bytes();
-        // SAFETY: the pointer and length describe a valid byte string.
-        let r = unsafe { libc::sethostname(bytes.as_ptr() as *const libc::c_char, bytes.len()) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(errno())
-        }
-    }
-
-    /// Brings the loopback interface up (SIOCGIFFLAGS, SIOCSIFFLAGS on a datagram socket).
-    pub fn loopback_up() -> Result<(), i32> {
-        // SAFETY: plain socket(2).
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(errno());
-        }
-        // SAFETY: ifreq is plain data; zeroed is valid; the name "lo" fits.
-        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-        req.ifr_name[0] = b'l' as libc::c_char;
-        req.ifr_name[1] = b'o' as libc::c_char;
-        // SAFETY: the ioctls read and write the ifreq we own.
-        let r = unsafe {
-            if libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) < 0 {
-                -1
-            } else {
-                req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-                libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &req)
-            }
-        };
-        let e = errno();
-        close(fd);
-        if r < 0 {
-            Err(e)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// A stackless clone(SIGCHLD): fork without running atfork handlers. 0 in the child.
-    pub fn fork_raw() -> Result<i32, i32> {
-        // SAFETY: the caller (a child between fork and exec, single-threaded) only makes
-        // async-signal-safe calls in the new child.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                libc::SIGCHLD as libc::c_ulong,
-                0usize,
-                0usize,
-                0usize,
-                0usize,
-            )
-        };
-        if r < 0 {
-            Err(errno())
-        } else {
-            Ok(r as i32)
-        }
-    }
-
-    /// rt_sigtimedwait(2) without a timeout on `set`: the signal number and its si_code.
-    pub fn sigwait(set: SigMask) -> Option<(i32, i32)> {
-        // SAFETY: siginfo_t is plain data; the kernel fills it.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: a valid 8-byte set and siginfo_t; a NULL timeout waits until one arrives.
-        let sig = unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigtimedwait,
-                &set.0 as *const u64,
-                &mut info as *mut libc::siginfo_t,
-                std::ptr::null::<libc::timespec>(),
-                8usize,
-            )
-        };
-        (sig > 0).then_some((sig as i32, info.si_code))
-    }
-
-    /// waitpid(-1, WNOHANG): (pid, raw status) of one exited child.
-    pub fn wait_nohang() -> Option<(i32, i32)> {
-        let mut status = 0;
-        // SAFETY: a valid pointer to an int.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        (pid > 0).then_some((pid, status))
-    }
-
-    pub fn kill(pid: i32, sig: i32) {
-        // SAFETY: integer-only syscall.
-        unsafe { libc::kill(pid, sig) };
-    }
-
-    pub fn getpgid(pid: i32) -> i32 {
-        // SAFETY: integer-only syscall.
-        unsafe { libc::getpgid(pid) }
-    }
-
-    /// Writes this process's PID, in decimal, after the slot's prefix.
-    pub fn fill_pid(slot: &PidSlot) {
-        // SAFETY: getpid cannot fail.
-        let mut pid = unsafe { libc::getpid() } as u32;
-        let mut digits = [0u8; 10];
-        let mut n = 0;
-        loop {
-            digits[n] = b'0' + (pid % 10) as u8;
-            n += 1;
-            pid /= 10;
-            if pid == 0 {
-                break;
-            }
-        }
-        for i in 0..n {
-            // SAFETY: prefix + 10 digits + NUL fit the PID_SLOT bytes the slot owns; this process
-            // is single-threaded and nothing else reads the buffer before execve.
-            unsafe { *slot.buf.add(slot.prefix + i) = digits[n - 1 - i] };
-        }
-        // SAFETY: as above.
-        unsafe { *slot.buf.add(slot.prefix + n) = 0 };
-    }
-
-    /// prctl(PR_SET_NAME): the name `ps` and /proc/PID/comm show.
-    pub fn set_name(name: &CStr) {
-        // SAFETY: a NUL-terminated string; the kernel copies at most 16 bytes of it.
-        unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
-    }
-
-    /// Blocks every signal that can be blocked (all but SIGKILL and SIGSTOP).
-    pub fn block_all_signals() {
-        // SAFETY: sigset_t is plain data; sigfillset initialises it; sigprocmask reads it.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        }
-    }
-
-    /// close_range(first, last, 0) (Linux 5.9); Err(errno) where the kernel lacks it.
-    pub fn close_range(first: u32, last: u32) -> Result<(), i32> {
-        // SAFETY: integer-only syscall; closes descriptors this process owns.
-        ok_or_errno(
-            unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) } as libc::c_int,
-        )
-    }
-
-    /// poll(2) on one descriptor for `events`, up to `ms` (-1: forever): the revents, or errno.
-    pub fn poll(fd: RawFd, events: libc::c_short, ms: i32) -> Result<libc::c_short, i32> {
-        let mut p = libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd on the stack.
-        let n = unsafe { libc::poll(&mut p, 1, ms) };
-        if n < 0 {
-            Err(errno())
-        } else {
-            Ok(p.revents)
-        }
-    }
-
-    /// openat(2) with `flags` | O_CLOEXEC.
-    pub fn openat(dir: RawFd, name: &CStr, flags: i32) -> Result<RawFd, i32> {
-        // SAFETY: a NUL-terminated name; the result is a descriptor this process owns.
-        let fd = unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC) };
-        if fd < 0 {
-            Err(errno())
-        } else {
-            Ok(fd)
-        }
-    }
-
-    /// write(2) once: true when all of `bytes` went in one call (cgroup files take each write
-    /// as one command).
-    pub fn write_once(fd: RawFd, bytes: &[u8]) -> bool {
-        // SAFETY: the slice is valid for reads of its length.
-        let n = unsafe { libc::write(fd, bytes.as_ptr() as *const libc::c_void, bytes.len()) };
-        n == bytes.len() as isize
-    }
-
-    /// read(2) into `buf`: the count, 0 at EOF, or -1.
-    pub fn read(fd: RawFd, buf: &mut [u8]) -> isize {
-        // SAFETY: the buffer is valid for writes of its length.
-        unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) }
-    }
-
-    /// pread(2) from offset 0 into `buf`: the count, or -1.
-    pub fn pread0(fd: RawFd, buf: &mut [u8]) -> isize {
-        // SAFETY: the buffer is valid for writes of its length.
-        unsafe { libc::pread(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) }
-    }
-
-    /// unlinkat(dir, name, AT_REMOVEDIR): rmdir relative to a directory descriptor.
-    pub fn rmdirat(dir: RawFd, name: &CStr) -> Result<(), i32> {
-        // SAFETY: a NUL-terminated name.
-        ok_or_errno(unsafe { libc::unlinkat(dir, name.as_ptr(), libc::AT_REMOVEDIR) })
-    }
-
-    /// CLOCK_MONOTONIC in milliseconds.
-    pub fn monotonic_ms() -> u64 {
-        // SAFETY: timespec is plain data; clock_gettime fills it and is async-signal-safe.
-        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-        // SAFETY: a valid pointer.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-        ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
-    }
-
-    /// nanosleep(2) for `ms` milliseconds (an interruption just ends it early).
-    pub fn sleep_ms(ms: u64) {
-        let ts = libc::timespec {
-            tv_sec: (ms / 1000) as _,
-            tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
-        };
-        // SAFETY: a valid timespec; no remainder wanted.
-        unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
-    }
-
-    /// _exit(2): no atexit handlers, no flushing of buffers shared with the parent.
-    pub fn exit(code: i32) -> ! {
-        // SAFETY: always sound.
-        unsafe { libc::_exit(code) }
-    }
+pub fn reap_pidfd_nohang(pidfd: BorrowedFd<'_>) -> io::Result<bool> {
+    use rustix::process::{WaitId, WaitIdOptions};
+    let reaped = rustix::process::waitid(
+        WaitId::PidFd(pidfd),
+        WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+    )?;
+    Ok(reaped.is_some())
 }
 
 /// Asks the kernel whether clone3(2) takes CLONE_INTO_CGROUP, without starting a process: the call
@@ -1071,7 +539,7 @@ pub fn clone3_into_cgroup_errno() -> io::Result<i32> {
         )
     };
     match ret {
-        0 => child::exit(0),
+        0 => crate::postfork::raw::exit(0),
         pid if pid > 0 => {
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
             Ok(0)

@@ -323,6 +323,13 @@ pub struct AgentCgroup {
     pub in_own_scope: bool,
 }
 
+/// The cgroup directory's descriptor, borrowed: the guardian's, after fork.
+impl std::os::fd::AsFd for AgentCgroup {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
+    }
+}
+
 fn tokens(path: &Path) -> Result<Vec<String>, CgroupError> {
     let text = fs::read_to_string(path).map_err(io_err("read", path))?;
     Ok(text.split_whitespace().map(str::to_string).collect())

@@ -1,8 +1,6 @@
 //! Namespaces: which ones the agent gets, the clone flags, the id maps the parent writes for a
 //! user namespace, the set-up steps the child runs inside them, and the errors that name the
-//! cause and the fix. The PID-1 init for a new pid namespace is in [`init`].
-
-pub mod init;
+//! cause and the fix. The PID-1 init for a new pid namespace is in [`crate::postfork::init`].
 
 use std::ffi::CString;
 use std::io;

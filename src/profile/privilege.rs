@@ -156,15 +156,14 @@ pub enum Rlimit {
 }
 
 impl Rlimit {
-    // glibc's RLIMIT_* are u32 already, musl's are c_int: the casts are for the musl build.
-    #[allow(clippy::unnecessary_cast)]
-    pub fn resource(self) -> u32 {
+    pub fn resource(self) -> rustix::process::Resource {
+        use rustix::process::Resource;
         match self {
-            Rlimit::Nofile => libc::RLIMIT_NOFILE as u32,
-            Rlimit::Core => libc::RLIMIT_CORE as u32,
-            Rlimit::Cpu => libc::RLIMIT_CPU as u32,
-            Rlimit::Fsize => libc::RLIMIT_FSIZE as u32,
-            Rlimit::Nproc => libc::RLIMIT_NPROC as u32,
+            Rlimit::Nofile => Resource::Nofile,
+            Rlimit::Core => Resource::Core,
+            Rlimit::Cpu => Resource::Cpu,
+            Rlimit::Fsize => Resource::Fsize,
+            Rlimit::Nproc => Resource::Nproc,
         }
     }
 

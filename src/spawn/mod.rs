@@ -1,21 +1,20 @@
 //! Starting the agent so that it is inside its cgroup before its first instruction:
 //! clone3(CLONE_INTO_CGROUP) where the kernel has it (5.7+), else fork with a handshake in which
 //! the parent writes the child's PID to cgroup.procs before the child may execve. Exec failures
-//! come back over a CLOEXEC pipe as an errno.
-
-mod child;
+//! come back over a CLOEXEC pipe as an errno. This is the parent's side; the child's, from fork
+//! to execve, is [`crate::postfork::child`].
 
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-
-use nix::fcntl::OFlag;
+use std::os::fd::{AsFd, OwnedFd};
 
 use crate::cgroup::{AgentCgroup, CgroupError};
 use crate::ns::{self, NsError, NsPlan, Step};
 use crate::plan::{exec_errno, ExecFailure, ExecPlan};
+use crate::postfork::child::ChildCtx;
+use crate::postfork::{fork, raw};
 use crate::profile::Namespaces;
 use crate::security::SecPlan;
-use crate::sys::{self, Forked};
+use crate::sys;
 
 /// How the agent was started, reported in the statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -42,7 +41,7 @@ impl Child {
     /// Sends `sig` to the agent (through its pidfd where there is one).
     pub fn signal(&self, sig: i32) -> io::Result<()> {
         match &self.pidfd {
-            Some(fd) => sys::pidfd_send_signal(fd.as_raw_fd(), sig),
+            Some(fd) => sys::pidfd_send_signal(fd.as_fd(), sig),
             None => nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(self.pid),
                 nix::sys::signal::Signal::try_from(sig).map_err(io::Error::from)?,
@@ -88,21 +87,6 @@ pub enum SpawnError {
     Ns(#[from] NsError),
 }
 
-/// What the child needs, all prepared before fork.
-pub(crate) struct ChildCtx<'a> {
-    pub plan: &'a ExecPlan,
-    pub parent_pid: i32,
-    pub old_mask: crate::sys::SigMask,
-    /// Read end of the handshake (fork mode) and the write end to close first.
-    pub handshake: Option<(RawFd, RawFd)>,
-    pub err_fd: RawFd,
-    pub ns: Option<&'a NsPlan>,
-    pub sec: &'a SecPlan,
-    /// For a pid namespace's init: the signals it waits for, and where the status goes.
-    pub wait_set: crate::sys::SigMask,
-    pub status_fd: RawFd,
-}
-
 /// Whether a clone3 failure means "use the fallback" rather than "give up".
 fn clone3_unsupported(e: &io::Error) -> bool {
     matches!(
@@ -132,7 +116,8 @@ pub struct Spawn<'a> {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
-    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::Pipe(e.into()))
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| SpawnError::Pipe(e.into()))
 }
 
 /// Starts the agent inside its cgroup (or without one, degraded), in its namespaces.
@@ -151,21 +136,18 @@ pub fn spawn(s: &Spawn) -> Result<Spawned, SpawnError> {
         plan: s.plan,
         parent_pid: std::process::id() as i32,
         old_mask: s.old_mask,
-        handshake: early_handshake.then(|| (hs_r.as_raw_fd(), hs_w.as_raw_fd())),
-        err_fd: err_w.as_raw_fd(),
+        handshake: early_handshake.then(|| (hs_r.as_fd(), hs_w.as_fd())),
+        err_fd: err_w.as_fd(),
         ns: ns_plan,
         sec: s.sec,
         wait_set: s.wait_set,
-        status_fd: status.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
+        status_fd: status.as_ref().map(|(_, w)| w.as_fd()),
     };
 
     let mut forked = None;
     if !s.force_fork {
-        // SAFETY: synwire-run starts no threads; the child branch below only calls child::run,
-        // which makes async-signal-safe calls and never returns.
-        match unsafe { sys::clone3(s.cgroup.map(|c| c.dir_fd()), ns_flags) } {
-            Ok(Forked::Child) => child::run(&ctx),
-            Ok(Forked::Parent { pid, pidfd }) => forked = Some((pid, pidfd, SpawnMode::Clone3)),
+        match fork::agent_clone3(s.cgroup.map(|c| c.dir_fd()), ns_flags, &ctx) {
+            Ok((pid, pidfd)) => forked = Some((pid, pidfd, SpawnMode::Clone3)),
             Err(e) if clone3_unsupported(&e) => {
                 tracing::debug!("clone3 failed ({e}); falling back to clone and cgroup.procs");
             }
@@ -175,16 +157,15 @@ pub fn spawn(s: &Spawn) -> Result<Spawned, SpawnError> {
     let (pid, pidfd, mode) = match forked {
         Some(f) => f,
         None => {
-            ctx.handshake = Some((hs_r.as_raw_fd(), hs_w.as_raw_fd()));
-            // SAFETY: as above: single-threaded, and the child only runs child::run.
-            let pid = match unsafe { sys::fork(ns_flags) } {
-                Ok(Forked::Child) => child::run(&ctx),
-                Ok(Forked::Parent { pid, .. }) => pid,
+            ctx.handshake = Some((hs_r.as_fd(), hs_w.as_fd()));
+            let pid = match fork::agent_fork(ns_flags, &ctx) {
+                Ok(pid) => pid,
                 Err(source) => return Err(clone_error(s, "clone", source)),
             };
             (pid, sys::pidfd_open(pid).ok(), SpawnMode::Fork)
         }
     };
+    let release = ctx.handshake.is_some();
     drop(hs_r);
     drop(err_w);
     let status_r = status.map(|(r, _)| r);
@@ -207,9 +188,9 @@ pub fn spawn(s: &Spawn) -> Result<Spawned, SpawnError> {
             }
         }
     }
-    if ctx.handshake.is_some() {
+    if release {
         // The child is in its cgroup with its id maps: release it.
-        sys::child::write_all(hs_w.as_raw_fd(), b"g");
+        raw::write_all(hs_w.as_fd(), b"g");
     }
     drop(hs_w);
 

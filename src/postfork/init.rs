@@ -6,51 +6,58 @@
 //!
 //! It runs in the child between clone and exec of the agent: async-signal-safe calls only.
 
+use std::os::fd::BorrowedFd;
+
+use rustix::process::Signal;
+
+use super::raw;
 use crate::supervise::forwarded;
-use crate::sys::{child, SigMask};
+use crate::sys::SigMask;
 
 /// si_code of a signal the kernel sent (the terminal's Ctrl-C to the whole process group).
 const SI_KERNEL: i32 = 0x80;
 
 /// What the init needs, prepared before fork.
-pub struct Init {
+pub(crate) struct Init<'a> {
     /// The signals it waits for: synwire-run's blocked set (every signal but the synchronous
     /// ones, SIGCHLD included), already blocked.
     pub wait_set: SigMask,
     /// Where the agent's raw wait status goes.
-    pub status_fd: i32,
+    pub status_fd: Option<BorrowedFd<'a>>,
     /// The exec-error pipe: the init's copy is closed once the agent is forked, so synwire-run
     /// sees EOF when the agent's exec succeeds.
-    pub err_fd: i32,
+    pub err_fd: BorrowedFd<'a>,
 }
 
 /// Forks the agent (which runs `start_agent`, never returning) and supervises it until it
 /// exits. Returns only if the fork fails, with its errno.
-pub fn run<C>(init: &Init, ctx: &C, start_agent: fn(&C) -> !) -> i32 {
-    let agent = match child::fork_raw() {
+pub(crate) fn run<C>(init: &Init, ctx: &C, start_agent: fn(&C) -> !) -> i32 {
+    let agent = match raw::fork_raw() {
         Ok(pid) => pid,
         Err(errno) => return errno,
     };
     if agent == 0 {
-        child::set_parent_death_signal(libc::SIGKILL);
+        raw::set_parent_death_signal(Signal::KILL);
         start_agent(ctx);
     }
-    child::close(init.err_fd);
+    raw::close(init.err_fd);
     loop {
-        let Some((sig, code)) = child::sigwait(init.wait_set) else {
+        let Some((sig, code)) = raw::sigwait(init.wait_set) else {
             continue;
         };
         if sig == libc::SIGCHLD {
-            while let Some((pid, status)) = child::wait_nohang() {
+            while let Some((pid, status)) = raw::wait_nohang() {
                 if pid == agent {
-                    child::write_all(init.status_fd, &status.to_ne_bytes());
+                    if let Some(fd) = init.status_fd {
+                        raw::write_all(fd, &status.to_ne_bytes());
+                    }
                     let code = if libc::WIFSIGNALED(status) {
                         128 + libc::WTERMSIG(status)
                     } else {
                         libc::WEXITSTATUS(status)
                     };
                     // Leaving kills whatever else is in the namespace.
-                    child::exit(code);
+                    raw::exit(code);
                 }
             }
             continue;
@@ -60,9 +67,9 @@ pub fn run<C>(init: &Init, ctx: &C, start_agent: fn(&C) -> !) -> i32 {
             continue;
         }
         // A signal the terminal sent to the whole foreground group already reached the agent.
-        if code == SI_KERNEL && child::getpgid(agent) == child::getpgid(0) {
+        if code == SI_KERNEL && raw::getpgid(Some(agent)) == raw::getpgid(None) {
             continue;
         }
-        child::kill(agent, sig);
+        raw::kill(agent, sig);
     }
 }
