@@ -20,8 +20,8 @@
 //! panics. All unsafe code is in [`sys`] and in `postfork`'s raw layer (its raw calls and its
 //! three forks), every block with its `// SAFETY:`; the rest of the crate denies `unsafe`.
 //!
-//! Unit tests cover parsing and placement rules; the behaviour on real kernels (5.10, 6.1, 6.12) is
-//! tested by the VM suite in tests/vm.
+//! Unit tests cover parsing and placement rules, and start agents and guardians without a cgroup;
+//! the behaviour on real kernels (5.10, 6.1, 6.12) is tested by the VM suite in tests/vm.
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 

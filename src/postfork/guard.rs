@@ -147,3 +147,104 @@ fn wait_empty(dir: BorrowedFd<'_>, limit_ms: u64) {
         let _ = raw::poll(fd.as_fd(), PollFlags::PRI, (deadline - now).min(100) as i32);
     }
 }
+
+/// The guardian run on a plain directory standing in for the agent cgroup: its cgroup files are
+/// regular files here, which the guardian writes and reads as it would the kernel's.
+#[cfg(test)]
+#[allow(
+    clippy::disallowed_macros,
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+mod tests {
+    use std::ffi::CString;
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+    use std::process::{Child, Command};
+
+    use nix::sys::signal::Signal;
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::Pid;
+
+    use crate::guardian::Prepared;
+    use crate::postfork::fork;
+    use crate::sys;
+
+    fn sleeper() -> Child {
+        Command::new("sleep").arg("60").spawn().unwrap()
+    }
+
+    /// Forks a guardian of `agent` that watches `launcher` (a stand-in for synwire-run), lets the
+    /// launcher die, and returns the guardian's exit code.
+    fn guard_until_launcher_dies(agent: &Path, launcher: &mut Child, before: impl FnOnce()) -> i32 {
+        let dir = OwnedFd::from(std::fs::File::open(agent).unwrap());
+        let parent = CString::new(agent.parent().unwrap().as_os_str().as_bytes()).unwrap();
+        let prepared = Prepared {
+            launcher: sys::pidfd_open(launcher.id() as i32).unwrap(),
+            cgroup: dir.as_fd(),
+            parent: sys::open_path(&parent).unwrap(),
+            name: CString::new(agent.file_name().unwrap().as_bytes()).unwrap(),
+        };
+        let guardian = fork::guardian(&prepared).unwrap();
+        // The guardian acts only once the launcher is gone.
+        before();
+        launcher.kill().unwrap();
+        launcher.wait().unwrap();
+        match waitpid(Pid::from_raw(guardian), None).unwrap() {
+            WaitStatus::Exited(_, code) => code,
+            other => panic!("the guardian did not exit: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn once_the_launcher_is_gone_the_guardian_kills_every_process_the_cgroup_lists() {
+        let top = tempfile::tempdir().unwrap();
+        let agent = top.path().join("agent");
+        std::fs::create_dir(&agent).unwrap();
+        let mut victim = sleeper();
+        std::fs::write(agent.join("cgroup.procs"), format!("{}\n", victim.id())).unwrap();
+        // A cgroup without cgroup.kill (before 5.14): freeze, kill each listed process, thaw.
+        std::fs::write(agent.join("cgroup.freeze"), "").unwrap();
+        std::fs::write(agent.join("cgroup.events"), "populated 0\n").unwrap();
+        let mut launcher = sleeper();
+        let code = guard_until_launcher_dies(&agent, &mut launcher, || {
+            assert_eq!(victim.try_wait().unwrap(), None);
+        });
+        assert_eq!(code, 0);
+        let status = waitpid(Pid::from_raw(victim.id() as i32), None).unwrap();
+        assert!(
+            matches!(status, WaitStatus::Signaled(_, Signal::SIGKILL, _)),
+            "{status:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(agent.join("cgroup.freeze")).unwrap(),
+            "0"
+        );
+    }
+
+    #[test]
+    fn once_the_launcher_is_gone_the_guardian_writes_cgroup_kill_and_removes_the_cgroup() {
+        let top = tempfile::tempdir().unwrap();
+        let agent = top.path().join("agent");
+        std::fs::create_dir(&agent).unwrap();
+        std::fs::write(agent.join("cgroup.kill"), "").unwrap();
+        let mut launcher = sleeper();
+        let code = guard_until_launcher_dies(&agent, &mut launcher, || {
+            assert_eq!(std::fs::read(agent.join("cgroup.kill")).unwrap(), b"");
+        });
+        assert_eq!(code, 0);
+        assert_eq!(std::fs::read(agent.join("cgroup.kill")).unwrap(), b"1");
+
+        // An empty cgroup (the kernel's rmdir ignores its interface files) is removed.
+        let empty = top.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let mut launcher = sleeper();
+        let code = guard_until_launcher_dies(&empty, &mut launcher, || assert!(empty.exists()));
+        assert_eq!(code, 0);
+        assert!(!empty.exists());
+    }
+}

@@ -476,3 +476,15 @@ pub fn landlock_restrict_self(ruleset: RawFd) -> Result<(), i32> {
         unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) } as libc::c_int,
     )
 }
+
+#[cfg(test)]
+#[allow(clippy::disallowed_macros)]
+mod tests {
+    #[test]
+    fn every_signal_that_is_forwarded_reaches_rustix_unchanged() {
+        for sig in (1..=64).filter(|&s| crate::supervise::forwarded(s)) {
+            assert_eq!(crate::sys::signal(sig).map(|s| s.as_raw()), Some(sig));
+        }
+        assert!(crate::sys::signal(0).is_none() && crate::sys::signal(65).is_none());
+    }
+}

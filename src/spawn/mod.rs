@@ -251,3 +251,90 @@ fn clone_error(s: &Spawn, call: &'static str, source: io::Error) -> SpawnError {
         None => SpawnError::Fork { call, source },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+    use std::os::unix::fs::PermissionsExt;
+
+    use nix::sys::wait::{waitpid, WaitStatus};
+
+    use super::*;
+    use crate::sys::SigMask;
+
+    fn plan(command: &[&str], env: &[(&str, &str)]) -> ExecPlan {
+        let command = command.iter().map(OsString::from).collect();
+        let mut env: Vec<(OsString, OsString)> =
+            env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        env.push(("PATH".into(), "/usr/bin:/bin".into()));
+        ExecPlan::new(command, env).unwrap()
+    }
+
+    /// Starts `plan` without a cgroup or namespaces, by clone3 or by the fork fallback, and waits
+    /// for it: its exit code, or the exec failure its child reported.
+    fn run(plan: &ExecPlan, force_fork: bool) -> Result<i32, ExecFailure> {
+        let sec = SecPlan::default();
+        let s = Spawn {
+            plan,
+            cgroup: None,
+            ns: None,
+            sec: &sec,
+            old_mask: SigMask(0),
+            wait_set: SigMask(0),
+            force_fork,
+        };
+        match spawn(&s).unwrap() {
+            Spawned::Running(child) => {
+                match waitpid(nix::unistd::Pid::from_raw(child.pid), None).unwrap() {
+                    WaitStatus::Exited(_, code) => Ok(code),
+                    other => panic!("the agent did not exit: {other:?}"),
+                }
+            }
+            Spawned::ExecFailed(failure) => Err(failure),
+        }
+    }
+
+    fn script(dir: &std::path::Path, name: &str, text: &str, mode: u32) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn the_agent_exits_with_its_own_code_whether_started_by_clone3_or_by_fork() {
+        for force_fork in [false, true] {
+            assert_eq!(run(&plan(&["sh", "-c", "exit 7"], &[]), force_fork), Ok(7));
+        }
+    }
+
+    #[test]
+    fn a_script_without_a_shebang_line_runs_under_sh() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = script(dir.path(), "tool", "exit 9\n", 0o755);
+        for force_fork in [false, true] {
+            assert_eq!(run(&plan(&[&path], &[]), force_fork), Ok(9));
+        }
+    }
+
+    #[test]
+    fn exec_failures_come_back_from_the_child_as_126_and_127() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = script(dir.path(), "a", "#!/nonexistent/interpreter\n", 0o755);
+        let denied = script(dir.path(), "b", "#!/bin/sh\n", 0o644);
+        for force_fork in [false, true] {
+            let code = |path: &str| run(&plan(&[path], &[]), force_fork).unwrap_err().code;
+            assert_eq!(code(&missing), 127);
+            assert_eq!(code(&denied), 126);
+        }
+    }
+
+    #[test]
+    fn listen_pid_becomes_the_agents_own_pid() {
+        let check = r#"test "$LISTEN_PID" = "$$""#;
+        for force_fork in [false, true] {
+            let p = plan(&["sh", "-c", check], &[("LISTEN_PID", "1")]);
+            assert_eq!(run(&p, force_fork), Ok(0));
+        }
+    }
+}
