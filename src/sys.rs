@@ -573,27 +573,7 @@ pub fn read_file(path: &std::path::Path) -> io::Result<String> {
 
 /// This process's effective capability set (capget(2), version 3: all 64 bits).
 pub fn effective_caps() -> io::Result<u64> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: libc::c_int,
-    }
-    #[repr(C)]
-    #[derive(Default, Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    let mut header = Header {
-        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-        pid: 0,
-    };
-    let mut data = [Data::default(); 2];
-    // SAFETY: a valid header and the two data structs version 3 fills; the kernel writes only
-    // into `data`.
-    check(unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) })?;
-    Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
+    Ok(rustix::thread::capabilities(None)?.effective.bits())
 }
 
 /// close_range(first, ~0, CLOSE_RANGE_CLOEXEC) (Linux 5.11): marks every descriptor from
@@ -610,4 +590,18 @@ pub fn cloexec_from(first: RawFd) -> io::Result<()> {
         )
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn effective_caps_match_capeff_in_proc_self_status() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let cap_eff = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        assert_eq!(super::effective_caps().unwrap(), cap_eff);
+    }
 }
