@@ -1143,3 +1143,22 @@ pub fn cloexec_from(first: RawFd) -> io::Result<()> {
     })?;
     Ok(())
 }
+
+/// waitid(P_PIDFD, WEXITED) (Linux 5.4): reaps the child the pidfd refers to, waiting for it to
+/// exit; EINTR is retried.
+pub fn reap_pidfd(pidfd: RawFd) -> io::Result<()> {
+    const P_PIDFD: libc::idtype_t = 3;
+    loop {
+        // SAFETY: siginfo_t is plain data; zeroed is a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid pointer to a siginfo_t for the duration of the call.
+        let r = unsafe { libc::waitid(P_PIDFD, pidfd as libc::id_t, &mut info, libc::WEXITED) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
