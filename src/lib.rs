@@ -132,7 +132,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
             profile::signal_name(sig)
         );
         if let Some(cg) = cgroup.as_mut() {
-            teardown(cg, true);
+            teardown(cg, guardian.as_ref(), true);
         }
         drop(cgroup);
         drop(guardian);
@@ -158,7 +158,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         Spawned::ExecFailed(failure) => {
             let wall = start.elapsed();
             if let Some(cg) = cgroup.as_mut() {
-                teardown(cg, false);
+                teardown(cg, guardian.as_ref(), false);
             }
             return finish(cli, exec_failed(stats, failure, wall));
         }
@@ -191,7 +191,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
     let cpu_at_exit = sys::own_cpu_us();
     stats.wall_time_us = exit.ended.duration_since(start).as_micros() as u64;
     let (cg, leftovers) = match cgroup.as_mut() {
-        Some(cg) => teardown(cg, exit.stop_requests != sys::SigMask(0)),
+        Some(cg) => teardown(cg, guardian.as_ref(), exit.stop_requests != sys::SigMask(0)),
         None => (CgroupStats::default(), None),
     };
     drop(cgroup);
@@ -445,14 +445,22 @@ fn scope_description(profile: &str, command: &[std::ffi::OsString]) -> String {
 /// Kills what is left, waits for the cgroup to empty, reads the statistics and removes it.
 /// `stopped`: a stop signal (SIGTERM, SIGINT, SIGHUP) reached synwire-run; in a transient scope
 /// of our own the removal is then left to systemd ([`AgentCgroup::leave_to_scope`]).
-fn teardown(cg: &mut AgentCgroup, stopped: bool) -> (CgroupStats, Option<u64>) {
+/// The guardian is released once nothing in the cgroup can outlive synwire-run.
+fn teardown(
+    cg: &mut AgentCgroup,
+    guardian: Option<&guardian::Guardian>,
+    stopped: bool,
+) -> (CgroupStats, Option<u64>) {
     let left = std::fs::read_to_string(cg.dir.join("cgroup.procs"))
         .map(|t| t.lines().count() as u64)
         .ok();
-    if left != Some(0) || !cg.is_empty().unwrap_or(false) {
-        if let Err(e) = cg.kill_all() {
-            tracing::warn!("{e}");
-        }
+    let killed = if left != Some(0) || !cg.is_empty().unwrap_or(false) {
+        cg.kill_all().map_err(|e| tracing::warn!("{e}")).is_ok()
+    } else {
+        true
+    };
+    if killed {
+        guardian.inspect(|g| g.release());
     }
     match cg.wait_empty(EMPTY_WAIT) {
         Ok(true) => {}

@@ -592,6 +592,19 @@ pub fn cloexec_from(first: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// waitid(P_PIDFD, WEXITED) (Linux 5.4): reaps the child the pidfd refers to, waiting for it to
+/// exit; EINTR is retried.
+pub fn reap_pidfd(pidfd: BorrowedFd<'_>) -> io::Result<()> {
+    use rustix::process::{WaitId, WaitIdOptions};
+    loop {
+        match rustix::process::waitid(WaitId::PidFd(pidfd), WaitIdOptions::EXITED) {
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
