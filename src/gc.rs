@@ -216,12 +216,6 @@ fn populated(dir: &Path) -> bool {
         .unwrap_or(true)
 }
 
-fn count_procs(cg: &Path) -> usize {
-    std::fs::read_to_string(cg.join("cgroup.procs"))
-        .map(|t| t.lines().count())
-        .unwrap_or(0)
-}
-
 /// The agent cgroups in `dir`: subdirectories named by a UUID.
 fn agent_entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(std::fs::read_dir(dir)?
@@ -325,7 +319,7 @@ fn collect_one(cg: &Path, here: &Launcher, kill: bool) -> Result<Collected, Stri
     };
     let mut lines = String::new();
     if populated(cg) {
-        let n = count_procs(cg);
+        let n = crate::cgroup::count_procs(cg).unwrap_or(0);
         if !kill {
             return Ok(Collected::Kept(format!(
                 "kept {}: its launcher is dead ({why}) but {n} process(es) outlived it; `synwire-run gc --kill` ends them\n",

@@ -49,9 +49,6 @@ use report::{Outcome, Stats};
 use spawn::Spawned;
 use supervise::{Signals, Status};
 
-/// How long teardown waits for a killed cgroup to empty before it gives up with a warning.
-const EMPTY_WAIT: Duration = Duration::from_secs(10);
-
 /// Runs the command the CLI describes; returns the exit code synwire-run should exit with.
 pub fn run(cli: &Cli) -> Result<i32, Error> {
     if let Some(cmd) = &cli.cmd {
@@ -124,7 +121,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
             profile::signal_name(sig)
         );
         if let Some(cg) = cgroup.as_mut() {
-            teardown(cg, true);
+            cg.teardown(true);
         }
         drop(cgroup);
         drop(guardian);
@@ -150,7 +147,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         Spawned::ExecFailed(failure) => {
             let wall = start.elapsed();
             if let Some(cg) = cgroup.as_mut() {
-                teardown(cg, false);
+                cg.teardown(false);
             }
             return finish(cli, exec_failed(stats, failure, wall));
         }
@@ -183,7 +180,7 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
     let cpu_at_exit = sys::own_cpu_us();
     stats.wall_time_us = exit.ended.duration_since(start).as_micros() as u64;
     let (cg, leftovers) = match cgroup.as_mut() {
-        Some(cg) => teardown(cg, exit.stop_requests != sys::SigMask(0)),
+        Some(cg) => cg.teardown(exit.stop_requests != sys::SigMask(0)),
         None => (CgroupStats::default(), None),
     };
     drop(cgroup);
@@ -430,41 +427,6 @@ fn scope_description(profile: &str, command: &[std::ffi::OsString]) -> String {
         d.push_str("...");
     }
     d
-}
-
-/// Kills what the agent left behind, waits for the cgroup to empty, reads the statistics and
-/// removes the cgroup. Returns the statistics and how many processes were left behind.
-/// Kills what is left, waits for the cgroup to empty, reads the statistics and removes it.
-/// `stopped`: a stop signal (SIGTERM, SIGINT, SIGHUP) reached synwire-run; in a transient scope
-/// of our own the removal is then left to systemd ([`AgentCgroup::leave_to_scope`]).
-fn teardown(cg: &mut AgentCgroup, stopped: bool) -> (CgroupStats, Option<u64>) {
-    let left = std::fs::read_to_string(cg.dir.join("cgroup.procs"))
-        .map(|t| t.lines().count() as u64)
-        .ok();
-    if left != Some(0) || !cg.is_empty().unwrap_or(false) {
-        if let Err(e) = cg.kill_all() {
-            tracing::warn!("{e}");
-        }
-    }
-    match cg.wait_empty(EMPTY_WAIT) {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(
-            "processes in {} did not exit within {}s of SIGKILL (stuck in the kernel?); the cgroup may stay behind",
-            cg.dir.display(),
-            EMPTY_WAIT.as_secs()
-        ),
-        Err(e) => tracing::warn!("{e}"),
-    }
-    let stats = cg.stats();
-    if stopped && cg.in_own_scope {
-        cg.leave_to_scope();
-    } else if let Err(e) = cg.remove() {
-        tracing::warn!(
-            "{e}; remove it with `rmdir {}` once it is empty",
-            cg.dir.display()
-        );
-    }
-    (stats, left)
 }
 
 #[cfg(test)]
