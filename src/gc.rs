@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::cgroup::delegate::Placement;
 use crate::cgroup::{discover, CgroupError, Hierarchy, Reap, AGENTS_SUBDIR};
 
-pub const LAUNCHER_XATTR: &str = "user.synwire.launcher";
+pub use crate::cgroup::LAUNCHER_XATTR;
 
 /// Who launched an agent, as its tag records it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -39,7 +39,7 @@ pub mod systemd;
 
 use std::time::{Duration, Instant};
 
-use cgroup::{AgentCgroup, CgroupStats, Hierarchy, Request, Unenforced};
+use cgroup::{AgentCgroup, CgroupStats, Request, Unenforced};
 pub use cli::Cli;
 pub use error::Error;
 use error::EXIT_TIMEOUT;
@@ -102,7 +102,8 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
         tracing::debug!("cannot become a subreaper: {e}");
     }
     let degraded_ok = cli.allow_degraded || !profile.cgroup_required;
-    let (mut cgroup, unenforced) = setup_cgroup(&profile, cli, &id, degraded_ok)?;
+    let launcher = gc::Launcher::current();
+    let (mut cgroup, unenforced) = setup_cgroup(&profile, cli, &id, degraded_ok, &launcher)?;
     // Ends the agent's cgroup if synwire-run is killed from here on (item: nothing outlives it).
     let guardian = cgroup.as_ref().and_then(guardian::start);
     for u in &unenforced {
@@ -164,8 +165,8 @@ pub fn run(cli: &Cli) -> Result<i32, Error> {
     stats.spawn = Some(child.mode);
     // Agents of launchers killed together with their guardians: removed by the next launch, now
     // that ours runs (the work overlaps with its start).
-    if let Some(cg) = &cgroup {
-        cg.remove_stale_siblings();
+    if let Some(agents) = cgroup.as_ref().and_then(AgentCgroup::agents_dir) {
+        gc::remove_stale(agents, &launcher);
     }
 
     let watch = supervise::Watch {
@@ -359,6 +360,7 @@ fn setup_cgroup(
     cli: &Cli,
     id: &str,
     degraded_ok: bool,
+    launcher: &gc::Launcher,
 ) -> Result<(Option<AgentCgroup>, Vec<Unenforced>), Error> {
     let manager = if cli.scope {
         cgroup::delegate::ManagerMode::Systemd
@@ -368,46 +370,16 @@ fn setup_cgroup(
         profile.cgroup_manager
     };
     let description = scope_description(&profile.name, &cli.command);
-    let created = Hierarchy::discover().and_then(|h| {
-        AgentCgroup::create(
-            &h,
-            &Request {
-                id,
-                parent: cli.cgroup_parent.as_deref(),
-                limits: &profile.limits,
-                profile: &profile.name,
-                degraded_ok,
-                manager,
-                description: &description,
-            },
-        )
-    });
-    match created {
-        Ok((cg, unenforced)) => Ok((Some(cg), unenforced)),
-        Err(e) if degraded_ok => {
-            let why = e.to_string();
-            let mut out = vec![Unenforced {
-                what: "the agent's cgroup (its leftover processes are neither tracked nor killed)"
-                    .into(),
-                why: why.clone(),
-            }];
-            let l = &profile.limits;
-            let limits = [
-                l.memory.map(|m| format!("memory limit {m}")),
-                l.memory_high.map(|m| format!("memory.high {m}")),
-                l.swap.map(|m| format!("swap limit {m}")),
-                l.cpu.map(|c| format!("CPU limit {c} CPUs")),
-                l.cpu_weight.map(|w| format!("cpu.weight {w}")),
-                l.pids.map(|p| format!("tasks limit {p}")),
-            ];
-            out.extend(limits.into_iter().flatten().map(|what| Unenforced {
-                what,
-                why: "no cgroup".into(),
-            }));
-            Ok((None, out))
-        }
-        Err(e) => Err(e.into()),
-    }
+    Ok(cgroup::create_or_degrade(&Request {
+        id,
+        parent: cli.cgroup_parent.as_deref(),
+        limits: &profile.limits,
+        profile: &profile.name,
+        degraded_ok,
+        manager,
+        description: &description,
+        launcher_tag: &launcher.tag(),
+    })?)
 }
 
 /// The Description of a transient scope: the profile and the command, as `systemctl status`

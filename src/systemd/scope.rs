@@ -44,6 +44,14 @@ impl Manager {
             Manager::User(_) => "systemctl --user",
         }
     }
+
+    /// The manager in words, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Manager::System => "the system manager (PID 1)",
+            Manager::User(_) => "your user manager",
+        }
+    }
 }
 
 /// One place to reach a manager.
