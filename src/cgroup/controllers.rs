@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use super::limits::drop_limits;
-use super::{io_err, tokens, write_file, CgroupError, Unenforced};
+use super::place::Layout;
+use super::{io_err, mkdir, tokens, write_file, CgroupError, Hierarchy, Unenforced};
 use crate::profile::Limits;
 
 /// A controller with the limits that need it.
@@ -132,9 +133,33 @@ impl Choice {
         self.needed.iter().any(|(n, need)| *n == c && *need)
     }
 
+    /// Enables the chosen controllers on every level of `layout`, from the parent down (creating
+    /// the levels below it); returns those the agents directory passes on to its children.
+    pub fn enable_down(
+        &mut self,
+        h: &Hierarchy,
+        layout: &Layout,
+        degraded_ok: bool,
+    ) -> Result<Vec<Controller>, CgroupError> {
+        for (i, level) in layout.levels.iter().enumerate() {
+            let dir = h.path(level);
+            if i > 0 {
+                mkdir(&dir)?;
+            }
+            self.enable_in(&dir, degraded_ok)?;
+        }
+        let enabled = tokens(&h.path(layout.agents()).join("cgroup.subtree_control"))?;
+        Ok(self
+            .enable
+            .iter()
+            .copied()
+            .filter(|c| enabled.iter().any(|t| t == c.name()))
+            .collect())
+    }
+
     /// Enables the chosen controllers in `dir`. One a limit needs that cannot be enabled is an
     /// error, or with `degraded_ok` its limits are dropped; one only accounted is skipped.
-    pub fn enable_in(&mut self, dir: &Path, degraded_ok: bool) -> Result<(), CgroupError> {
+    fn enable_in(&mut self, dir: &Path, degraded_ok: bool) -> Result<(), CgroupError> {
         for c in self.enable.clone() {
             match enable(dir, c) {
                 Ok(()) => {}

@@ -9,9 +9,7 @@ use std::os::fd::OwnedFd;
 
 use super::controllers::{Available, Choice};
 use super::place::{self, Layout};
-use super::{
-    delegate, io_err, limits, mkdir, room, tokens, AgentCgroup, CgroupError, Hierarchy, Unenforced,
-};
+use super::{delegate, io_err, limits, room, AgentCgroup, CgroupError, Hierarchy, Unenforced};
 use crate::profile::Limits;
 
 /// The extended attribute that names an agent cgroup's launcher, for `synwire-run gc`.
@@ -52,22 +50,7 @@ impl AgentCgroup {
         h: &Hierarchy,
         req: &Request,
     ) -> Result<(AgentCgroup, Vec<Unenforced>), CgroupError> {
-        let scoped;
-        let (h, layout, in_own_scope) = match req.parent {
-            Some(p) => (h, Layout::given(p)?, false),
-            None => {
-                let (placement, own) = place::resolve(h, req)?;
-                let in_own_scope = own.is_some();
-                let h = match own {
-                    Some(own) => {
-                        scoped = Hierarchy { own, ..h.clone() };
-                        &scoped
-                    }
-                    None => h,
-                };
-                (h, Layout::of(h, placement)?, in_own_scope)
-            }
-        };
+        let (h, layout, in_own_scope) = &site(h, req)?;
         let parent_dir = h.path(&layout.parent);
         if !parent_dir.is_dir() {
             return Err(CgroupError::ParentMissing { path: parent_dir });
@@ -89,23 +72,10 @@ impl AgentCgroup {
         if let Some(r) = &layout.room {
             // Our own cgroup is ours to arrange (a delegated unit, a container's root): leave it
             // for a leaf, with whatever else runs there, so that it may pass controllers down.
-            let dir = h.path(r.cgroup());
-            room::clear(&dir, r.leaf())?;
-            tracing::debug!("moved into {}", dir.join(r.leaf()).display());
+            room::clear(&h.path(r.cgroup()), r.leaf())?;
+            tracing::debug!("moved into {}", h.path(&r.leaf_cgroup()).display());
         }
-        for (i, level) in layout.levels.iter().enumerate() {
-            let dir = h.path(level);
-            if i > 0 {
-                mkdir(&dir)?;
-            }
-            choice.enable_in(&dir, req.degraded_ok)?;
-        }
-        let enabled = tokens(&h.path(layout.agents()).join("cgroup.subtree_control"))?;
-        let controllers = choice
-            .enable
-            .into_iter()
-            .filter(|c| enabled.iter().any(|t| t == c.name()))
-            .collect();
+        let controllers = choice.enable_down(h, layout, req.degraded_ok)?;
         let rel = super::discover::join(layout.agents(), req.id);
         let (dir, fd) = make_leaf(h, &rel, req.launcher_tag)?;
         let mut cg = AgentCgroup {
@@ -115,7 +85,7 @@ impl AgentCgroup {
             controllers,
             limits_applied: Limits::default(),
             removed: false,
-            in_own_scope,
+            in_own_scope: *in_own_scope,
         };
         // From here on, drop removes the leaf on any error.
         let mut unenforced = choice.unenforced;
@@ -123,6 +93,22 @@ impl AgentCgroup {
         cg.limits_applied = choice.limits;
         Ok((cg, unenforced))
     }
+}
+
+/// Where the agent goes: our hierarchy (seen from the transient scope we were moved into, if so),
+/// the layout, and whether that scope is ours.
+fn site(h: &Hierarchy, req: &Request) -> Result<(Hierarchy, Layout, bool), CgroupError> {
+    if let Some(p) = req.parent {
+        return Ok((h.clone(), Layout::given(p)?, false));
+    }
+    let (placement, own) = place::resolve(h, req)?;
+    let in_own_scope = own.is_some();
+    let h = match own {
+        Some(own) => Hierarchy { own, ..h.clone() },
+        None => h.clone(),
+    };
+    let layout = Layout::of(&h, placement)?;
+    Ok((h, layout, in_own_scope))
 }
 
 /// Creates the agent's own cgroup `rel`, tagged with its launcher, and opens it.

@@ -7,108 +7,110 @@ use std::io::ErrorKind;
 use super::{write_file, AgentCgroup, CgroupError, Controller, Unenforced};
 use crate::profile::Limits;
 
-/// One limit the profile sets, as the agent cgroup enforces it.
-struct Limit {
+/// A limit of `[limits]`: the controller it needs, the interface file it is written to, its
+/// profile key, how to read it off the limits (the value written and the limit in words, for a
+/// line saying it is not enforced) and how to take it out.
+struct Row {
     controller: Controller,
-    /// The interface file it is written to.
     file: &'static str,
-    /// The profile key, for the fix.
     key: &'static str,
+    get: fn(&Limits) -> Option<(String, String)>,
+    clear: fn(&mut Limits),
+}
+
+/// Every limit, in the order they are written.
+const ROWS: [Row; 6] = [
+    Row {
+        controller: Controller::Memory,
+        file: "memory.max",
+        key: "limits.memory",
+        get: |l| {
+            l.memory
+                .map(|m| (m.to_cgroup(), format!("memory limit {m}")))
+        },
+        clear: |l| l.memory = None,
+    },
+    Row {
+        controller: Controller::Memory,
+        file: "memory.high",
+        key: "limits.memory_high",
+        get: |l| {
+            l.memory_high
+                .map(|m| (m.to_cgroup(), format!("memory.high {m}")))
+        },
+        clear: |l| l.memory_high = None,
+    },
+    Row {
+        controller: Controller::Memory,
+        file: "memory.swap.max",
+        key: "limits.swap",
+        get: |l| l.swap.map(|m| (m.to_cgroup(), format!("swap limit {m}"))),
+        clear: |l| l.swap = None,
+    },
+    Row {
+        controller: Controller::Cpu,
+        file: "cpu.max",
+        key: "limits.cpu",
+        get: |l| Some((l.cpu_max()?, format!("CPU limit {} CPUs", l.cpu?))),
+        clear: |l| l.cpu = None,
+    },
+    Row {
+        controller: Controller::Cpu,
+        file: "cpu.weight",
+        key: "limits.cpu_weight",
+        get: |l| {
+            l.cpu_weight
+                .map(|w| (w.to_string(), format!("cpu.weight {w}")))
+        },
+        clear: |l| l.cpu_weight = None,
+    },
+    Row {
+        controller: Controller::Pids,
+        file: "pids.max",
+        key: "limits.pids",
+        get: |l| l.pids.map(|p| (p.to_string(), format!("tasks limit {p}"))),
+        clear: |l| l.pids = None,
+    },
+];
+
+/// One limit the profile sets.
+struct Limit {
+    row: &'static Row,
     /// What is written.
     value: String,
-    /// In words, for a line saying it is not enforced: "memory limit 512 MiB".
+    /// In words: "memory limit 512 MiB".
     what: String,
-    /// Takes it out of the limits.
-    clear: fn(&mut Limits),
 }
 
 impl Limit {
     /// In words with the file it goes to, unless the words name it already.
     fn with_file(&self) -> String {
-        if self.what.starts_with(self.file) {
+        if self.what.starts_with(self.row.file) {
             self.what.clone()
         } else {
-            format!("{} ({})", self.what, self.file)
+            format!("{} ({})", self.what, self.row.file)
         }
     }
 }
 
 /// The limits `l` sets, in the order they are written.
 fn table(l: &Limits) -> Vec<Limit> {
-    use Controller::{Cpu, Memory, Pids};
-    let mut out = Vec::new();
-    let mut add = |controller, file, key, value, what, clear| {
-        out.push(Limit {
-            controller,
-            file,
-            key,
-            value,
-            what,
-            clear,
+    ROWS.iter()
+        .filter_map(|row| {
+            let (value, what) = (row.get)(l)?;
+            Some(Limit { row, value, what })
         })
-    };
-    if let Some(m) = l.memory {
-        let what = format!("memory limit {m}");
-        add(
-            Memory,
-            "memory.max",
-            "limits.memory",
-            m.to_cgroup(),
-            what,
-            |l| l.memory = None,
-        );
-    }
-    if let Some(m) = l.memory_high {
-        let what = format!("memory.high {m}");
-        add(
-            Memory,
-            "memory.high",
-            "limits.memory_high",
-            m.to_cgroup(),
-            what,
-            |l| l.memory_high = None,
-        );
-    }
-    if let Some(m) = l.swap {
-        let what = format!("swap limit {m}");
-        add(
-            Memory,
-            "memory.swap.max",
-            "limits.swap",
-            m.to_cgroup(),
-            what,
-            |l| l.swap = None,
-        );
-    }
-    if let (Some(c), Some(max)) = (l.cpu, l.cpu_max()) {
-        let what = format!("CPU limit {c} CPUs");
-        add(Cpu, "cpu.max", "limits.cpu", max, what, |l| l.cpu = None);
-    }
-    if let Some(w) = l.cpu_weight {
-        let what = format!("cpu.weight {w}");
-        add(
-            Cpu,
-            "cpu.weight",
-            "limits.cpu_weight",
-            w.to_string(),
-            what,
-            |l| l.cpu_weight = None,
-        );
-    }
-    if let Some(p) = l.pids {
-        let what = format!("tasks limit {p}");
-        add(Pids, "pids.max", "limits.pids", p.to_string(), what, |l| {
-            l.pids = None
-        });
-    }
-    out
+        .collect()
 }
 
 /// Takes the limits that need `c` out of `l`, returning their descriptions.
 pub(super) fn drop_limits(l: &mut Limits, c: Controller) -> Vec<String> {
-    let dropped: Vec<Limit> = table(l).into_iter().filter(|x| x.controller == c).collect();
+    let dropped: Vec<Limit> = table(l)
+        .into_iter()
+        .filter(|x| x.row.controller == c)
+        .collect();
     for x in &dropped {
-        (x.clear)(l);
+        (x.row.clear)(l);
     }
     dropped.iter().map(Limit::with_file).collect()
 }
@@ -138,8 +140,8 @@ impl AgentCgroup {
     ) -> Result<(), CgroupError> {
         let mut writes: Vec<(&str, String, &str)> = Vec::new();
         for x in table(l) {
-            let memory_max = x.file == "memory.max";
-            writes.push((x.file, x.value, x.key));
+            let memory_max = x.row.file == "memory.max";
+            writes.push((x.row.file, x.value, x.row.key));
             if memory_max {
                 // An OOM kills the whole agent, not one random process in it.
                 writes.push(("memory.oom.group", "1".into(), "limits.memory"));
