@@ -56,6 +56,15 @@ impl Status {
             unhandled: Vec::new(),
         }
     }
+
+    /// No Landlock in this kernel; `best_effort` runs without it.
+    pub fn unsupported() -> Status {
+        Status {
+            status: "unsupported",
+            abi: None,
+            unhandled: Vec::new(),
+        }
+    }
 }
 
 /// A ruleset ready for the child.

@@ -5,13 +5,14 @@
 //! marked close-on-exec before fork.
 
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::ns::Step;
 use crate::profile::privilege::{Rlimit, Rlimits, Security};
 use crate::sys::child;
 
 /// What the child does, in order, prepared before fork.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct SecPlan {
     pub rlimits: Vec<(u32, u64)>,
     /// Capabilities to drop from the bounding set (needs CAP_SETPCAP; skipped without it).
@@ -21,8 +22,11 @@ pub struct SecPlan {
     /// Capabilities kept in the effective, permitted, inheritable and ambient sets.
     pub keep: Option<u64>,
     pub no_new_privs: bool,
-    /// A Landlock ruleset prepared before fork, enforced last.
-    pub landlock: Option<std::os::fd::RawFd>,
+    /// The descriptor of the Landlock ruleset, enforced last (see [`SecPlan::set_landlock`]).
+    pub landlock: Option<RawFd>,
+    /// The ruleset itself, prepared before fork: owned by the plan the child uses, so that it is
+    /// open for as long as the plan is.
+    ruleset: Option<OwnedFd>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +119,14 @@ impl SecPlan {
             keep: sec.capabilities,
             no_new_privs: sec.no_new_privileges,
             landlock: None,
+            ruleset: None,
         })
+    }
+
+    /// Hands the plan the `[filesystem]` ruleset to enforce.
+    pub fn set_landlock(&mut self, ruleset: OwnedFd) {
+        self.landlock = Some(ruleset.as_raw_fd());
+        self.ruleset = Some(ruleset);
     }
 }
 

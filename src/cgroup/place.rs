@@ -2,7 +2,7 @@
 //! `synwire-run check` share: the placement rule of [`delegate`], the user manager asked about
 //! `Delegate=` where it marks nothing, and whether a transient scope is needed ([`decide`]); then
 //! the cgroups that make up the place and what must move out of the way first ([`Layout`]). Only a
-//! run starts the scope ([`resolve`]).
+//! run starts the scope (`resolve`).
 
 use std::fs;
 use std::time::Instant;
