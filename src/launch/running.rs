@@ -65,16 +65,7 @@ impl Prepared {
                 return Ok(Next::Finished(Finished::exec_failed(stats, failure, wall)));
             }
         };
-        tracing::debug!(
-            "agent {id} started as pid {} ({}) in {}",
-            child.pid,
-            match child.mode {
-                spawn::SpawnMode::Clone3 => "clone3 into its cgroup",
-                spawn::SpawnMode::Fork => "fork, then cgroup.procs",
-            },
-            stats.cgroup.as_deref().unwrap_or("no cgroup (degraded)")
-        );
-        stats.spawn = Some(child.mode);
+        started(&id, &child, &mut stats);
         // Agents of launchers killed together with their guardians: removed by the next launch,
         // now that ours runs (the work overlaps with its start).
         if let Some(agents) = cgroup.as_ref().and_then(AgentCgroup::agents_dir) {
@@ -145,6 +136,20 @@ fn spawn_agent(
         wait_set: signals.set(),
         force_fork,
     })
+}
+
+/// Says how the agent started, and records it.
+fn started(id: &str, child: &Child, stats: &mut Stats) {
+    tracing::debug!(
+        "agent {id} started as pid {} ({}) in {}",
+        child.pid,
+        match child.mode {
+            spawn::SpawnMode::Clone3 => "clone3 into its cgroup",
+            spawn::SpawnMode::Fork => "fork, then cgroup.procs",
+        },
+        stats.cgroup.as_deref().unwrap_or("no cgroup (degraded)")
+    );
+    stats.spawn = Some(child.mode);
 }
 
 /// Warns of what is not enforced and records it, the cgroup and the limits it applied.
