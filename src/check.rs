@@ -2,12 +2,13 @@
 //! FAIL, each WARN and FAIL with its fix (each distinct fix printed once); exit 0 only when the
 //! `small` profile would run enforced.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::cgroup::delegate::{self, Placement};
 use crate::cgroup::{discover, room, Hierarchy};
+use crate::probe::{probe_file, sysctl, FileProbe};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -49,27 +50,6 @@ fn fail(check: &'static str, detail: String, fix: String) -> Check {
         status: Level::Fail,
         detail,
         fix: Some(fix),
-    }
-}
-
-/// Where a kernel feature that is a cgroup interface file was looked for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum FileProbe {
-    /// In this directory, which has the anchor.
-    Present(PathBuf),
-    /// Not in this directory, which has the anchor.
-    Absent(PathBuf),
-    /// None of the directories has the anchor.
-    Nowhere,
-}
-
-/// Looks for `file` in the first of `dirs` that has `anchor`: an older file that exists wherever
-/// `file` would on a kernel that has it (the same controller, and kept off the root cgroup too).
-pub fn probe_file(dirs: &[PathBuf], anchor: &str, file: &str) -> FileProbe {
-    match dirs.iter().find(|d| d.join(anchor).exists()) {
-        Some(d) if d.join(file).exists() => FileProbe::Present(d.clone()),
-        Some(d) => FileProbe::Absent(d.clone()),
-        None => FileProbe::Nowhere,
     }
 }
 
@@ -170,12 +150,6 @@ fn clone3_feature(probe: std::io::Result<i32>) -> Check {
     }
 }
 
-fn sysctl(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
 /// Runs every check.
 pub fn run_checks() -> Vec<Check> {
     let mut out = Vec::new();
@@ -211,7 +185,7 @@ pub fn run_checks() -> Vec<Check> {
     if let delegate::Step::AskDelegate { uid, iface, .. } = delegate::systemd_step(
         &placement,
         &h.own,
-        delegate::ManagerMode::Auto,
+        crate::profile::ManagerMode::Auto,
         systemd,
         nix::unistd::geteuid().as_raw(),
         |rel| delegate::is_delegated(&h.path(rel)),
@@ -262,7 +236,7 @@ pub fn run_checks() -> Vec<Check> {
             if delegate::systemd_step(
                 &placement,
                 own,
-                delegate::ManagerMode::Auto,
+                crate::profile::ManagerMode::Auto,
                 systemd,
                 nix::unistd::geteuid().as_raw(),
                 |rel| delegate::is_delegated(&h.path(rel)),
@@ -369,36 +343,32 @@ pub fn run_checks() -> Vec<Check> {
         ("pids.current", "cgroup with the pids controller"),
         "the tasks peak is reported as null",
     ));
-    let userns = if !Path::new("/proc/self/ns/user").exists() {
-        warn(
-            "user namespaces",
+    use crate::ns::UsernsObstacle;
+    let name = "user namespaces";
+    let userns = match crate::ns::userns_obstacle() {
+        Some(UsernsObstacle::NotBuilt) => warn(
+            name,
             "not built into this kernel".into(),
             "namespaces need root",
-        )
-    } else if sysctl("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
-        warn(
-            "user namespaces",
+        ),
+        Some(UsernsObstacle::NoneAllowed) => warn(
+            name,
             "disabled: user.max_user_namespaces=0".into(),
             "raise user.max_user_namespaces",
-        )
-    } else if sysctl("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
-        warn(
-            "user namespaces",
+        ),
+        Some(UsernsObstacle::UnprivilegedOff) => warn(
+            name,
             "unprivileged ones disabled: kernel.unprivileged_userns_clone=0".into(),
             "sysctl kernel.unprivileged_userns_clone=1",
-        )
-    } else if sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref()
-        == Some("1")
-    {
-        warn("user namespaces", "AppArmor restricts unprivileged ones".into(), "grant `userns,` in an AppArmor profile for synwire-run, or set kernel.apparmor_restrict_unprivileged_userns=0")
-    } else {
-        ok(
-            "user namespaces",
+        ),
+        Some(UsernsObstacle::AppArmor) => warn(name, "AppArmor restricts unprivileged ones".into(), "grant `userns,` in an AppArmor profile for synwire-run, or set kernel.apparmor_restrict_unprivileged_userns=0"),
+        None => ok(
+            name,
             format!(
                 "available (max {})",
                 sysctl("/proc/sys/user/max_user_namespaces").unwrap_or_default()
             ),
-        )
+        ),
     };
     out.push(userns);
     out.push(match crate::landlock::abi_version() {

@@ -98,7 +98,7 @@ pub struct Cli {
 impl Cli {
     /// The launch this command line asks for (without a subcommand).
     pub fn launch_request(&self) -> crate::launch::Request {
-        use crate::cgroup::delegate::ManagerMode;
+        use crate::profile::ManagerMode;
         crate::launch::Request {
             profile: self.profile.clone(),
             overrides: crate::profile::Overrides {

@@ -32,6 +32,7 @@ pub mod launch;
 pub mod log;
 pub mod ns;
 pub mod plan;
+pub mod probe;
 pub mod profile;
 pub mod report;
 pub mod security;

@@ -67,7 +67,13 @@ pub fn effective_caps() -> u64 {
         .unwrap_or(0)
 }
 
+/// True when this process has CAP_SYS_ADMIN in its own user namespace (CapEff bit 21).
+pub fn has_cap_sys_admin() -> bool {
+    effective_caps() & (1 << CAP_SYS_ADMIN) != 0
+}
+
 const CAP_SETPCAP: u32 = 8;
+const CAP_SYS_ADMIN: u32 = 21;
 const CAP_SYS_RESOURCE: u32 = 24;
 
 impl SecPlan {

@@ -9,8 +9,8 @@ use std::os::fd::OwnedFd;
 
 use super::controllers::{Available, Choice};
 use super::place::{self, Layout};
-use super::{delegate, io_err, limits, room, AgentCgroup, CgroupError, Hierarchy, Unenforced};
-use crate::profile::Limits;
+use super::{io_err, limits, room, AgentCgroup, CgroupError, Hierarchy, Unenforced};
+use crate::profile::{Limits, ManagerMode};
 
 /// The extended attribute that names an agent cgroup's launcher, for `synwire-run gc`.
 pub const LAUNCHER_XATTR: &str = "user.synwire.launcher";
@@ -24,7 +24,7 @@ pub struct Request<'a> {
     /// Run without what cannot be enforced, instead of failing.
     pub degraded_ok: bool,
     /// Whether (and when) to ask systemd for a transient scope.
-    pub manager: delegate::ManagerMode,
+    pub manager: ManagerMode,
     /// The scope's Description (the profile and the command).
     pub description: &'a str,
     /// Who launches it, written to [`LAUNCHER_XATTR`] (see [`crate::gc`]).

@@ -167,9 +167,8 @@ impl Hierarchy {
 
     /// The fix to print when `controllers` are missing in `parent`.
     pub fn controller_fix(&self, parent: &str) -> String {
-        let wsl = fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|r| r.to_ascii_lowercase().contains("microsoft"))
-            .unwrap_or(false);
+        let wsl = crate::probe::sysctl("/proc/sys/kernel/osrelease")
+            .is_some_and(|r| r.to_ascii_lowercase().contains("microsoft"));
         let degrade = "or run with --allow-degraded to run without these limits";
         if !self.v1_controllers.is_empty() {
             format!(

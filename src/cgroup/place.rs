@@ -7,9 +7,10 @@
 use std::fs;
 use std::time::Instant;
 
-use super::delegate::{self, ManagerMode, Placement, Step};
+use super::delegate::{self, Placement, Step};
 use super::discover::{self, join};
 use super::{room, CgroupError, Hierarchy, Request, AGENTS_SUBDIR};
+use crate::profile::ManagerMode;
 use crate::systemd::scope::{self, Manager};
 
 /// What the analysis decides.

@@ -21,8 +21,8 @@ mod running;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::cgroup::delegate::ManagerMode;
 use crate::error::Error;
+use crate::profile::ManagerMode;
 use crate::profile::Overrides;
 
 pub use finished::Finished;

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Finished, Next, Request};
-use crate::cgroup::delegate::ManagerMode;
 use crate::error::Error;
 use crate::landlock;
 use crate::plan::ExecPlan;
+use crate::profile::ManagerMode;
 use crate::profile::{self, Profile};
 use crate::report::{Outcome, Stats};
 use crate::security::{self, SecPlan};

@@ -13,7 +13,7 @@ use crate::report::Stats;
 use crate::spawn::{self, Child, Spawned};
 use crate::supervise::STOP_REQUESTS;
 use crate::supervise::{self, Signals};
-use crate::{ns, sys};
+use crate::{ns, security, sys};
 
 /// A launch whose agent runs.
 pub struct Running {
@@ -32,7 +32,8 @@ impl Prepared {
     /// the agent in it. Ends the launch when a stop signal came first (the agent is not started)
     /// or the agent's exec failed.
     pub fn start(self) -> Result<Next<Running>, Error> {
-        ns::preflight(&self.profile.namespaces).map_err(spawn::SpawnError::from)?;
+        ns::preflight(&self.profile.namespaces, security::has_cap_sys_admin)
+            .map_err(spawn::SpawnError::from)?;
         let signals = Signals::block().map_err(Error::Signals)?;
         if let Err(e) = sys::set_child_subreaper() {
             tracing::debug!("cannot become a subreaper: {e}");

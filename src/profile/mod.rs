@@ -37,7 +37,7 @@ pub struct Profile {
     /// `[cgroup] required`: false runs degraded where limits cannot be enforced.
     pub cgroup_required: bool,
     /// `[cgroup] manager`: "auto", "systemd" (always a transient scope), "cgroupfs" (never).
-    pub cgroup_manager: crate::cgroup::delegate::ManagerMode,
+    pub cgroup_manager: ManagerMode,
     pub namespaces: Namespaces,
     pub security: privilege::Security,
     pub env: privilege::EnvSpec,
@@ -186,6 +186,39 @@ impl OomPolicy {
             "kill" => Some(OomPolicy::Kill),
             "continue" => Some(OomPolicy::Continue),
             _ => None,
+        }
+    }
+}
+
+/// Who arranges the agents' cgroups: `[cgroup] manager` and `--scope` / `--no-scope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ManagerMode {
+    /// Ask systemd for a scope only where the placement rule would refuse (a login session).
+    #[default]
+    Auto,
+    /// Always run in a transient scope of our own.
+    Systemd,
+    /// Never ask systemd: today's placement rule, refusals included.
+    Cgroupfs,
+}
+
+impl ManagerMode {
+    pub const NAMES: &'static [&'static str] = &["auto", "systemd", "cgroupfs"];
+
+    pub fn parse(s: &str) -> Option<ManagerMode> {
+        match s {
+            "auto" => Some(ManagerMode::Auto),
+            "systemd" => Some(ManagerMode::Systemd),
+            "cgroupfs" => Some(ManagerMode::Cgroupfs),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ManagerMode::Auto => "auto",
+            ManagerMode::Systemd => "systemd",
+            ManagerMode::Cgroupfs => "cgroupfs",
         }
     }
 }
@@ -729,7 +762,6 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
     };
     let cgroup_manager = match &raw.cgroup.manager {
         Some(v) => {
-            use crate::cgroup::delegate::ManagerMode;
             let m = src.string(v, "cgroup.manager")?;
             ManagerMode::parse(m).ok_or_else(|| {
                 src.bad(

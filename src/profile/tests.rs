@@ -57,10 +57,7 @@ manager = "cgroupfs"
     assert_eq!(p.limits.timeout, Some(Duration::from_secs(1800)));
     assert_eq!(p.stop.signal, libc::SIGTERM);
     assert_eq!(p.stop.grace, Duration::from_secs(10));
-    assert_eq!(
-        p.cgroup_manager,
-        crate::cgroup::delegate::ManagerMode::Cgroupfs
-    );
+    assert_eq!(p.cgroup_manager, ManagerMode::Cgroupfs);
 }
 
 #[test]

@@ -266,7 +266,9 @@ fn read_record(r: &mut std::fs::File) -> Option<(Step, i32)> {
 
 fn clone_error(s: &Spawn, call: &'static str, source: io::Error) -> SpawnError {
     match s.ns {
-        Some((_, names)) => ns::create_error(names, source).into(),
+        Some((_, names)) => {
+            ns::create_error(names, source, crate::security::has_cap_sys_admin()).into()
+        }
         None => SpawnError::Fork { call, source },
     }
 }
