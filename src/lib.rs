@@ -36,6 +36,7 @@ pub mod probe;
 pub mod profile;
 pub mod report;
 pub mod security;
+pub mod signals;
 pub mod spawn;
 pub mod supervise;
 pub mod sys;

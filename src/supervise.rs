@@ -1,6 +1,7 @@
 //! While the agent runs: signals in (every one but the synchronous ones, blocked and read
-//! synchronously from a signalfd, never in a handler), forwarding out through the pidfd, reaping,
-//! the timeout with its grace period, and the OOM policy (memory.events, polled for POLLPRI).
+//! synchronously from a signalfd, never in a handler; which ones is [`crate::signals`]'s policy),
+//! forwarding out through the pidfd, reaping, the timeout with its grace period, and the OOM
+//! policy (memory.events, polled for POLLPRI).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -8,73 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::cgroup::{AgentCgroup, EventsFile};
 use crate::profile::{OomPolicy, Stop};
+use crate::signals::{self, blocked, forwarded, SI_USER, STOPS, STOP_REQUESTS};
 use crate::spawn::Child;
-use crate::sys::{self, SigMask, SIG_MAX};
-
-/// Signals that report a fault of the instruction that raised them. They stay unblocked (a
-/// blocked one would still kill, without a core's worth of explanation) and are never forwarded.
-pub const SYNCHRONOUS: &[i32] = &[
-    libc::SIGSEGV,
-    libc::SIGBUS,
-    libc::SIGFPE,
-    libc::SIGILL,
-    libc::SIGTRAP,
-    libc::SIGSYS,
-    libc::SIGABRT,
-];
-
-/// Real-time signals glibc and musl keep for themselves (thread cancellation, setxid, timers):
-/// blocked, so that none ends synwire-run, but never forwarded.
-const LIBC_RESERVED: [i32; 2] = [32, 33];
-
-/// Whether a signal that reaches synwire-run (or the pid namespace's init) is passed on to the
-/// agent: every signal the agent can receive (stop signals and SIGCONT included), but not
-/// SIGCHLD, which is about our own children, the synchronous ones, the C libraries' reserved
-/// ones, nor SIGKILL and SIGSTOP, which nobody can catch. The one list both forward by.
-pub const fn forwarded(sig: i32) -> bool {
-    if sig < 1 || sig > SIG_MAX {
-        return false;
-    }
-    if sig == libc::SIGCHLD || sig == libc::SIGKILL || sig == libc::SIGSTOP {
-        return false;
-    }
-    if sig == LIBC_RESERVED[0] || sig == LIBC_RESERVED[1] {
-        return false;
-    }
-    let mut i = 0;
-    while i < SYNCHRONOUS.len() {
-        if SYNCHRONOUS[i] == sig {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-/// What synwire-run blocks and reads from its signalfd: everything but the synchronous signals
-/// (as tini does), so that no signal's default action ends it before its teardown.
-pub const fn blocked() -> SigMask {
-    let mut m = SigMask(u64::MAX);
-    let mut i = 0;
-    while i < SYNCHRONOUS.len() {
-        m = m.without(SYNCHRONOUS[i]);
-        i += 1;
-    }
-    m.without(libc::SIGKILL).without(libc::SIGSTOP)
-}
-
-/// Stop signals: forwarded, then synwire-run stops itself with the same signal, so that a shell
-/// sees its job stopped (Ctrl-Z gives the prompt back) and `fg` resumes both.
-const STOPS: [i32; 3] = [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
-
-/// The requests to stop after which synwire-run, once the agent died of the same signal, ends by
-/// that signal too (item: a clean stop under systemd).
-pub const STOP_REQUESTS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
-
-/// si_code of a signal the kernel sent, such as the terminal's SIGINT on Ctrl-C.
-const SI_KERNEL: i32 = 0x80;
-/// si_code of kill(2), and of the SIGPIPE or SIGXFSZ the kernel sends a writer.
-const SI_USER: i32 = 0;
+use crate::sys::{self, SigMask};
 
 /// Every signal but the synchronous ones, blocked and readable from a signalfd. Created before
 /// fork so that nothing is lost between spawn and the first read.
@@ -224,9 +161,10 @@ pub fn supervise(child: &Child, signals: &Signals, mut watch: Watch, start: Inst
                 }
                 // The terminal sends Ctrl-C (and SIGWINCH, SIGQUIT, hangup, Ctrl-Z) to its whole
                 // foreground process group: an agent in our group already has it.
-                let from_terminal = info.code == SI_KERNEL
-                    && nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(child.pid)))
-                        == Ok(our_pgrp);
+                let from_terminal = signals::from_terminal(info.code, || {
+                    nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(child.pid)))
+                        == Ok(our_pgrp)
+                });
                 if from_terminal {
                     tracing::debug!("{sig}: from the terminal, the agent got it too");
                 } else {
@@ -268,50 +206,4 @@ fn kill_everything(child: &Child, cgroup: Option<&AgentCgroup>) {
         }
     }
     let _ = child.signal(libc::SIGKILL);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_signal_the_agent_can_receive_is_forwarded() {
-        for sig in [
-            libc::SIGHUP,
-            libc::SIGINT,
-            libc::SIGQUIT,
-            libc::SIGTERM,
-            libc::SIGUSR1,
-            libc::SIGUSR2,
-            libc::SIGWINCH,
-            libc::SIGALRM,
-            libc::SIGPWR,
-            libc::SIGXCPU,
-            libc::SIGVTALRM,
-            libc::SIGPROF,
-            libc::SIGIO,
-            libc::SIGSTKFLT,
-            libc::SIGURG,
-            libc::SIGPIPE,
-            libc::SIGTSTP,
-            libc::SIGTTIN,
-            libc::SIGTTOU,
-            libc::SIGCONT,
-            34,
-            37,
-            64,
-        ] {
-            assert!(forwarded(sig), "{sig} is not forwarded");
-            assert!(blocked().has(sig), "{sig} is not blocked");
-        }
-        for sig in [libc::SIGCHLD, libc::SIGKILL, libc::SIGSTOP, 32, 33, 0, 65] {
-            assert!(!forwarded(sig), "{sig} is forwarded");
-        }
-        for &sig in SYNCHRONOUS {
-            assert!(!forwarded(sig) && !blocked().has(sig), "{sig}");
-        }
-        // What the init waits for: everything it forwards, and SIGCHLD to reap.
-        assert!(blocked().has(libc::SIGCHLD) && blocked().has(32));
-        assert!((1..=SIG_MAX).all(|s| !forwarded(s) || blocked().has(s)));
-    }
 }

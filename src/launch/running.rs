@@ -10,8 +10,8 @@ use crate::gc::{self, Launcher};
 use crate::guardian::{self, Guardian};
 use crate::profile::{self, Profile};
 use crate::report::Stats;
+use crate::signals::STOP_REQUESTS;
 use crate::spawn::{self, Child, Spawned};
-use crate::supervise::STOP_REQUESTS;
 use crate::supervise::{self, Signals};
 use crate::{ns, security, sys};
 

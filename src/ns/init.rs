@@ -6,11 +6,8 @@
 //!
 //! It runs in the child between clone and exec of the agent: async-signal-safe calls only.
 
-use crate::supervise::forwarded;
+use crate::signals::{forwarded, SI_KERNEL};
 use crate::sys::{child, SigMask};
-
-/// si_code of a signal the kernel sent (the terminal's Ctrl-C to the whole process group).
-const SI_KERNEL: i32 = 0x80;
 
 /// What the init needs, prepared before fork.
 pub struct Init {
