@@ -228,3 +228,71 @@ impl Layout {
         self.levels.last().expect("at least the parent")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hierarchy(mount: &std::path::Path, own: &str) -> Hierarchy {
+        Hierarchy {
+            mount: mount.to_path_buf(),
+            own: own.into(),
+            v1_controllers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_given_parent_holds_the_agents_directly() {
+        let l = Layout::given("/synwire.slice/").unwrap();
+        assert_eq!(l.parent, "/synwire.slice");
+        assert_eq!(l.levels, ["/synwire.slice"]);
+        assert_eq!((l.agents(), &l.room), ("/synwire.slice", &None));
+        assert!(matches!(
+            Layout::given("/a/../b"),
+            Err(CgroupError::BadParent(_))
+        ));
+    }
+
+    #[test]
+    fn a_placement_puts_the_agents_two_levels_below_its_parent_with_the_room_it_needs() {
+        let t = tempfile::tempdir().unwrap();
+        let h = hierarchy(t.path(), "/user.slice/user-1000.slice/session-2.scope");
+        let l = Layout::of(&h, Placement::Parent("/user.slice/user-1000.slice".into())).unwrap();
+        assert_eq!(
+            l.levels,
+            [
+                "/user.slice/user-1000.slice",
+                "/user.slice/user-1000.slice/synwire",
+                "/user.slice/user-1000.slice/synwire/agents"
+            ]
+        );
+        assert_eq!(l.room, None);
+
+        let unit = "/system.slice/agent.service";
+        let l = Layout::of(&h, Placement::Nest(unit.into())).unwrap();
+        assert_eq!(l.agents(), "/system.slice/agent.service/synwire/agents");
+        let room = l.room.unwrap();
+        assert_eq!(room, Room::Unit(unit.into()));
+        assert_eq!(room.leaf_cgroup(), "/system.slice/agent.service/supervisor");
+
+        let refused = Placement::Refuse {
+            own: unit.into(),
+            parent: "/system.slice".into(),
+        };
+        let e = Layout::of(&h, refused).unwrap_err();
+        assert!(matches!(e, CgroupError::NotDelegatedUnit { .. }), "{e}");
+    }
+
+    #[test]
+    fn the_root_of_a_cgroup_namespace_needs_room_and_the_real_root_not() {
+        let t = tempfile::tempdir().unwrap();
+        let h = hierarchy(t.path(), "/");
+        let l = Layout::of(&h, Placement::Parent("/".into())).unwrap();
+        assert_eq!((l.agents(), &l.room), ("/synwire/agents", &None));
+        std::fs::write(t.path().join("cgroup.events"), "populated 1\n").unwrap();
+        let l = Layout::of(&h, Placement::Parent("/".into())).unwrap();
+        let room = l.room.unwrap();
+        assert_eq!(room, Room::NamespaceRoot("/".into()));
+        assert_eq!(h.path(&room.leaf_cgroup()), t.path().join("init"));
+    }
+}
