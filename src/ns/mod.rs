@@ -3,22 +3,14 @@
 //! cause and the fix. The PID-1 init for a new pid namespace is in [`init`].
 
 pub mod init;
+mod kinds;
 mod obstacle;
 
 use std::ffi::CString;
 use std::io;
 
-use crate::profile::Namespaces;
-
+pub use kinds::*;
 pub use obstacle::{create_error, preflight, userns_obstacle, UsernsObstacle};
-
-pub const CLONE_NEWNS: u64 = 0x0002_0000;
-pub const CLONE_NEWCGROUP: u64 = 0x0200_0000;
-pub const CLONE_NEWUTS: u64 = 0x0400_0000;
-pub const CLONE_NEWIPC: u64 = 0x0800_0000;
-pub const CLONE_NEWUSER: u64 = 0x1000_0000;
-pub const CLONE_NEWPID: u64 = 0x2000_0000;
-pub const CLONE_NEWNET: u64 = 0x4000_0000;
 
 /// Everything the child needs to enter and set up its namespaces, prepared before fork.
 pub struct NsPlan {
@@ -48,22 +40,9 @@ impl NsPlan {
         if !ns.any() {
             return None;
         }
-        let mut flags = 0;
-        for (on, flag) in [
-            (ns.user, CLONE_NEWUSER),
-            (ns.pid, CLONE_NEWPID),
-            (ns.net, CLONE_NEWNET),
-            (ns.mount, CLONE_NEWNS),
-            (ns.uts, CLONE_NEWUTS),
-            (ns.ipc, CLONE_NEWIPC),
-        ] {
-            if on {
-                flags |= flag;
-            }
-        }
         let c = |s: &str| CString::new(s).expect("no NUL");
         Some(NsPlan {
-            clone_flags: flags,
+            clone_flags: ns.clone_flags(),
             user: ns.user,
             pid: ns.pid,
             mount: ns.mount,

@@ -5,9 +5,9 @@
 use std::io;
 use std::path::Path;
 
+use super::Namespaces;
 use super::NsError;
 use crate::probe::sysctl;
-use crate::profile::Namespaces;
 
 /// What keeps an unprivileged process from creating a user namespace here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

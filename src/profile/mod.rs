@@ -46,88 +46,7 @@ pub struct Profile {
     pub filesystem: Option<privilege::Filesystem>,
 }
 
-/// `[namespaces]`: which namespaces the agent gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Namespaces {
-    pub user: bool,
-    pub pid: bool,
-    pub net: bool,
-    pub mount: bool,
-    pub uts: bool,
-    pub ipc: bool,
-    pub cgroup: bool,
-    /// The hostname inside a new uts namespace.
-    pub hostname: String,
-}
-
-impl Default for Namespaces {
-    fn default() -> Self {
-        Namespaces {
-            user: false,
-            pid: false,
-            net: false,
-            mount: false,
-            uts: false,
-            ipc: false,
-            cgroup: false,
-            hostname: "synwire".into(),
-        }
-    }
-}
-
-/// The names `--unshare` and `[namespaces]` know, in the order they are listed.
-pub const NAMESPACE_NAMES: &[&str] = &["user", "pid", "net", "mount", "uts", "ipc", "cgroup"];
-
-impl Namespaces {
-    fn flag(&mut self, name: &str) -> Option<&mut bool> {
-        Some(match name {
-            "user" => &mut self.user,
-            "pid" => &mut self.pid,
-            "net" => &mut self.net,
-            "mount" => &mut self.mount,
-            "uts" => &mut self.uts,
-            "ipc" => &mut self.ipc,
-            "cgroup" => &mut self.cgroup,
-            _ => return None,
-        })
-    }
-
-    /// True when any namespace is asked for.
-    pub fn any(&self) -> bool {
-        self.user || self.pid || self.net || self.mount || self.uts || self.ipc || self.cgroup
-    }
-
-    /// The names of the namespaces asked for.
-    pub fn names(&self) -> Vec<&'static str> {
-        let mut copy = self.clone();
-        NAMESPACE_NAMES
-            .iter()
-            .copied()
-            .filter(|n| copy.flag(n).is_some_and(|f| *f))
-            .collect()
-    }
-
-    /// Adds `--unshare LIST`: comma-separated names, or `all`.
-    pub fn unshare(&mut self, list: &str) -> Result<(), ProfileError> {
-        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            if name == "all" {
-                for n in NAMESPACE_NAMES {
-                    *self.flag(n).expect("known name") = true;
-                }
-                continue;
-            }
-            *self.flag(name).ok_or_else(|| ProfileError::Flag {
-                flag: "--unshare",
-                value: list.to_string(),
-                message: format!(
-                    "`{name}` is not a namespace; use a comma-separated list of {} or `all`",
-                    NAMESPACE_NAMES.join(", ")
-                ),
-            })? = true;
-        }
-        Ok(())
-    }
-}
+pub use crate::ns::{Namespaces, NAMES as NAMESPACE_NAMES};
 
 /// A valid hostname: 1 to 64 letters, digits, `-` and `.`.
 fn check_hostname(h: &str) -> Result<(), String> {
@@ -328,7 +247,14 @@ pub fn load(arg: &str, overrides: &Overrides) -> Result<Profile, ProfileError> {
     let (mut profile, _) = search::load_chain(&search::search_dirs(), arg, &overrides.sets)?;
     apply_overrides(&mut profile.limits, overrides)?;
     if let Some(list) = &overrides.unshare {
-        profile.namespaces.unshare(list)?;
+        profile
+            .namespaces
+            .unshare(list)
+            .map_err(|message| ProfileError::Flag {
+                flag: "--unshare",
+                value: list.to_string(),
+                message,
+            })?;
     }
     Ok(profile)
 }
@@ -775,18 +701,12 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
     };
     let mut namespaces = Namespaces::default();
     let n = &raw.namespaces;
-    for (name, v) in [
-        ("user", &n.user),
-        ("pid", &n.pid),
-        ("net", &n.net),
-        ("mount", &n.mount),
-        ("uts", &n.uts),
-        ("ipc", &n.ipc),
-        ("cgroup", &n.cgroup),
-    ] {
+    // The keys of `[namespaces]`, in the order of the table of kinds.
+    let keys = [&n.user, &n.pid, &n.net, &n.mount, &n.uts, &n.ipc, &n.cgroup];
+    for (kind, v) in crate::ns::KINDS.iter().zip(keys) {
         if let Some(v) = v {
-            *namespaces.flag(name).expect("known name") =
-                src.boolean(v, &format!("namespaces.{name}"))?;
+            let on = src.boolean(v, &format!("namespaces.{}", kind.name))?;
+            kind.set_in(&mut namespaces, on);
         }
     }
     if let Some(v) = &n.hostname {

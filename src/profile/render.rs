@@ -146,16 +146,8 @@ impl Profile {
 
         let n = &self.namespaces;
         let mut ns = Table::new();
-        for (k, v) in [
-            ("user", n.user),
-            ("pid", n.pid),
-            ("net", n.net),
-            ("mount", n.mount),
-            ("uts", n.uts),
-            ("ipc", n.ipc),
-            ("cgroup", n.cgroup),
-        ] {
-            ns.insert(k.into(), Value::Boolean(v));
+        for k in &crate::ns::KINDS {
+            ns.insert(k.name.into(), Value::Boolean(k.in_set(n)));
         }
         ns.insert("hostname".into(), Value::String(n.hostname.clone()));
         root.insert("namespaces".into(), Value::Table(ns));

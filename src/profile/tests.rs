@@ -404,3 +404,13 @@ fn oom_policy_is_kill_unless_continue_is_asked_for() {
     assert!(text.contains("oom_policy = \"continue\""), "{text}");
     assert_eq!(parse("small", "rendered", &text).unwrap(), p);
 }
+
+#[test]
+fn every_namespace_of_the_table_is_a_key_of_its_own_in_the_namespaces_section() {
+    for name in NAMESPACE_NAMES {
+        let p = parse("t", "/p/t.toml", &format!("[namespaces]\n{name} = true\n")).unwrap();
+        assert_eq!(p.namespaces.names(), [name]);
+        let e = err(&format!("[namespaces]\n{name} = 1\n"));
+        assert!(e.contains(&format!("`namespaces.{name}`")), "{e}");
+    }
+}

@@ -11,9 +11,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use nix::fcntl::OFlag;
 
 use crate::cgroup::{AgentCgroup, CgroupError};
+use crate::ns::Namespaces;
 use crate::ns::{self, NsError, NsPlan, Step};
 use crate::plan::{exec_errno, ExecFailure, ExecPlan};
-use crate::profile::Namespaces;
 use crate::security::SecPlan;
 use crate::sys::{self, Forked};
 
