@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::env;
 use super::source::Source;
 use super::{
     check_cpu, check_memory, check_pids, check_timeout, privilege, signal_number, Limits,
@@ -30,7 +31,7 @@ struct RawProfile {
     #[serde(default)]
     security: privilege::RawSecurity,
     #[serde(default)]
-    env: privilege::RawEnv,
+    env: env::RawEnv,
     #[serde(default)]
     rlimits: privilege::RawRlimits,
     filesystem: Option<privilege::RawFilesystem>,
@@ -126,7 +127,7 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
         cgroup_manager,
         namespaces,
         security: privilege::security(src, &raw.security)?,
-        env: privilege::env(src, &raw.env)?,
+        env: env::env(src, &raw.env)?,
         rlimits: privilege::rlimits(src, &raw.rlimits)?,
         filesystem: privilege::filesystem(src, &raw.filesystem)?,
     })

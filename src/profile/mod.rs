@@ -3,6 +3,7 @@
 //! the column and the key, and applying the command-line overrides. The result, [`Profile`], holds
 //! only validated values.
 
+pub mod env;
 mod format;
 pub mod privilege;
 pub mod render;
@@ -43,7 +44,7 @@ pub struct Profile {
     pub cgroup_manager: ManagerMode,
     pub namespaces: Namespaces,
     pub security: privilege::Security,
-    pub env: privilege::EnvSpec,
+    pub env: env::EnvSpec,
     pub rlimits: privilege::Rlimits,
     /// `[filesystem]`: Landlock rules; None without the section.
     pub filesystem: Option<privilege::Filesystem>,

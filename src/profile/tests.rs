@@ -1,3 +1,6 @@
+//! The profile's tests: every built-in, every key with its checks and messages, the overrides.
+//! One file above 400 lines because it is only tests, each a sentence about the format.
+
 use super::*;
 
 fn err(text: &str) -> String {
