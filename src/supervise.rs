@@ -94,30 +94,27 @@ pub struct Watch<'a> {
 /// signal, ends the agent at its first OOM kill under `oom_policy = "kill"`, reaps orphans that
 /// reach us as subreaper.
 pub fn supervise(child: &Child, signals: &Signals, mut watch: Watch, start: Instant) -> Exit {
-    let mut phase = Phase::Running;
-    let mut deadline = watch.timeout.map(|t| start + t);
-    let mut timed_out = false;
-    let mut oom_killed = false;
-    let mut stop_requests = SigMask(0);
-    let our_pgrp = nix::unistd::getpgrp();
-    let our_pid = std::process::id();
     if watch.oom_policy == OomPolicy::Continue {
         watch.oom_events = None;
     }
+    let mut s = Supervisor {
+        child,
+        deadline: watch.timeout.map(|t| start + t),
+        watch,
+        phase: Phase::Running,
+        timed_out: false,
+        oom_killed: false,
+        stop_requests: SigMask(0),
+        our_pgrp: nix::unistd::getpgrp(),
+        our_pid: std::process::id(),
+    };
     loop {
-        while let Some(r) = sys::wait_any_nohang() {
-            if r.pid == child.pid {
-                return Exit {
-                    status: decode(child.agent_status(r.status)),
-                    rusage: r.rusage,
-                    ended: Instant::now(),
-                    timed_out,
-                    oom_killed,
-                    stop_requests,
-                };
-            }
+        if let Some(exit) = s.reap() {
+            return exit;
         }
-        let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let wait = s
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()));
         let mut fds = [
             libc::pollfd {
                 fd: signals.fd.as_raw_fd(),
@@ -125,75 +122,128 @@ pub fn supervise(child: &Child, signals: &Signals, mut watch: Watch, start: Inst
                 revents: 0,
             },
             libc::pollfd {
-                fd: watch.oom_events.as_ref().map_or(-1, |e| e.fd()),
+                fd: s.watch.oom_events.as_ref().map_or(-1, |e| e.fd()),
                 events: libc::POLLPRI,
                 revents: 0,
             },
         ];
         sys::poll(&mut fds, wait);
         if fds[1].revents & (libc::POLLPRI | libc::POLLERR) != 0 {
-            // Re-read through the same descriptor: that is what re-arms POLLPRI.
-            let kills = watch
-                .oom_events
-                .as_mut()
-                .and_then(|e| e.read_key("oom_kill"));
-            if kills.unwrap_or(0) > 0 {
-                tracing::debug!("the OOM killer ended a process of the agent: killing the agent's cgroup (oom_policy = \"kill\")");
-                kill_everything(child, watch.cgroup);
-                oom_killed = true;
-                watch.oom_events = None;
-                phase = Phase::Killed;
-                deadline = None;
-            }
+            s.on_oom_event();
         }
         if fds[0].revents & libc::POLLIN != 0 {
             while let Some(info) = sys::read_signal(signals.fd.as_raw_fd()) {
-                let sig = info.signo;
-                if STOP_REQUESTS.contains(&sig) {
-                    stop_requests = stop_requests.with(sig);
-                }
-                if !forwarded(sig) {
-                    continue;
-                }
-                // SIGPIPE or SIGXFSZ from a write of our own: about synwire-run, not the agent.
-                if info.code == SI_USER && info.pid == our_pid {
-                    continue;
-                }
-                // The terminal sends Ctrl-C (and SIGWINCH, SIGQUIT, hangup, Ctrl-Z) to its whole
-                // foreground process group: an agent in our group already has it.
-                let from_terminal = signals::from_terminal(info.code, || {
-                    nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(child.pid)))
-                        == Ok(our_pgrp)
-                });
-                if from_terminal {
-                    tracing::debug!("{sig}: from the terminal, the agent got it too");
-                } else {
-                    tracing::debug!("forwarding signal {sig} to {}", child.pid);
-                    if let Err(e) = child.signal(sig) {
-                        tracing::debug!("forwarding signal {sig}: {e}");
-                    }
-                }
-                if STOPS.contains(&sig) {
-                    // Stopped here until SIGCONT, as the job a shell sees.
-                    sys::deliver_to_self(sig);
-                }
+                s.on_signal(info);
             }
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            match phase {
-                Phase::Running => {
-                    timed_out = true;
-                    tracing::debug!("timeout: sending {} to the agent", watch.stop.signal);
-                    let _ = child.signal(watch.stop.signal);
-                    phase = Phase::Grace;
-                    deadline = Some(Instant::now() + watch.stop.grace);
-                }
-                Phase::Grace | Phase::Killed => {
-                    tracing::debug!("grace period over: killing the agent's cgroup");
-                    kill_everything(child, watch.cgroup);
-                    phase = Phase::Killed;
-                    deadline = None;
-                }
+        if s.deadline.is_some_and(|d| Instant::now() >= d) {
+            s.on_deadline();
+        }
+    }
+}
+
+/// What the supervisor knows between two polls.
+struct Supervisor<'a> {
+    child: &'a Child,
+    watch: Watch<'a>,
+    phase: Phase,
+    /// When the timeout or the grace period ends.
+    deadline: Option<Instant>,
+    timed_out: bool,
+    oom_killed: bool,
+    stop_requests: SigMask,
+    our_pgrp: nix::unistd::Pid,
+    our_pid: u32,
+}
+
+impl Supervisor<'_> {
+    /// Reaps every child that has ended (orphans that reached us as subreaper included); the
+    /// agent's end, once it has come.
+    fn reap(&self) -> Option<Exit> {
+        while let Some(r) = sys::wait_any_nohang() {
+            if r.pid == self.child.pid {
+                return Some(Exit {
+                    status: decode(self.child.agent_status(r.status)),
+                    rusage: r.rusage,
+                    ended: Instant::now(),
+                    timed_out: self.timed_out,
+                    oom_killed: self.oom_killed,
+                    stop_requests: self.stop_requests,
+                });
+            }
+        }
+        None
+    }
+
+    /// memory.events changed: an OOM kill ends the whole agent (`oom_policy = "kill"`).
+    fn on_oom_event(&mut self) {
+        // Re-read through the same descriptor: that is what re-arms POLLPRI.
+        let kills = self
+            .watch
+            .oom_events
+            .as_mut()
+            .and_then(|e| e.read_key("oom_kill"));
+        if kills.unwrap_or(0) > 0 {
+            tracing::debug!("the OOM killer ended a process of the agent: killing the agent's cgroup (oom_policy = \"kill\")");
+            kill_everything(self.child, self.watch.cgroup);
+            self.oom_killed = true;
+            self.watch.oom_events = None;
+            self.phase = Phase::Killed;
+            self.deadline = None;
+        }
+    }
+
+    /// A signal reached synwire-run: noted if it asks to stop, forwarded if the agent does not
+    /// have it already, and a stop signal stops synwire-run too.
+    fn on_signal(&mut self, info: sys::SigInfo) {
+        let sig = info.signo;
+        if STOP_REQUESTS.contains(&sig) {
+            self.stop_requests = self.stop_requests.with(sig);
+        }
+        if !forwarded(sig) {
+            return;
+        }
+        // SIGPIPE or SIGXFSZ from a write of our own: about synwire-run, not the agent.
+        if info.code == SI_USER && info.pid == self.our_pid {
+            return;
+        }
+        // The terminal sends Ctrl-C (and SIGWINCH, SIGQUIT, hangup, Ctrl-Z) to its whole
+        // foreground process group: an agent in our group already has it.
+        let child = self.child;
+        let from_terminal = signals::from_terminal(info.code, || {
+            nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(child.pid))) == Ok(self.our_pgrp)
+        });
+        if from_terminal {
+            tracing::debug!("{sig}: from the terminal, the agent got it too");
+        } else {
+            tracing::debug!("forwarding signal {sig} to {}", child.pid);
+            if let Err(e) = child.signal(sig) {
+                tracing::debug!("forwarding signal {sig}: {e}");
+            }
+        }
+        if STOPS.contains(&sig) {
+            // Stopped here until SIGCONT, as the job a shell sees.
+            sys::deliver_to_self(sig);
+        }
+    }
+
+    /// The timeout expired (the stop signal, then a grace period), or the grace period did
+    /// (everything is killed).
+    fn on_deadline(&mut self) {
+        match self.phase {
+            Phase::Running => {
+                self.timed_out = true;
+                let stop = self.watch.stop;
+                tracing::debug!("timeout: sending {} to the agent", stop.signal);
+                let _ = self.child.signal(stop.signal);
+                self.phase = Phase::Grace;
+                self.deadline = Some(Instant::now() + stop.grace);
+            }
+            Phase::Grace | Phase::Killed => {
+                tracing::debug!("grace period over: killing the agent's cgroup");
+                kill_everything(self.child, self.watch.cgroup);
+                self.phase = Phase::Killed;
+                self.deadline = None;
             }
         }
     }
