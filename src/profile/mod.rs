@@ -10,6 +10,7 @@ pub mod render;
 pub mod search;
 mod source;
 pub mod units;
+mod users;
 
 use std::path::PathBuf;
 use std::time::Duration;
