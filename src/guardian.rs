@@ -13,8 +13,11 @@
 //! and exits. A pidfd, not a pipe: the pid-namespace init is a fork of synwire-run that never
 //! execs, and would hold a pipe's write end open for as long as the agent lives.
 //!
-//! In a normal run synwire-run tears down itself and then SIGKILLs the guardian through its pidfd
-//! and reaps it. If the guardian too is killed, the next launch in the same agents directory
+//! In a normal run synwire-run releases the guardian as soon as nothing in the agent's cgroup can
+//! outlive it — the cgroup is empty, or `cgroup.kill` has left every process there with a
+//! pending SIGKILL, which also fails any fork — so the guardian's exit overlaps the rest of the
+//! teardown (waiting for the cgroup to empty, the statistics, the rmdir); synwire-run reaps it
+//! before it exits, so nothing of a launch outlives its launcher, the guardian included. If the guardian too is killed, the next launch in the same agents directory
 //! removes the stale cgroup ([`crate::gc::remove_stale`]).
 //!
 //! After fork the guardian runs async-signal-safe raw calls only (`sys::child`), on descriptors
@@ -30,11 +33,12 @@ use crate::sys::{self, child, Forked};
 /// How long the guardian waits for the killed cgroup to empty.
 const EMPTY_WAIT_MS: u64 = 10_000;
 
-/// The running guardian; dropping it ends it.
+/// The running guardian; dropping it ends it and reaps it.
 #[derive(Debug)]
 pub struct Guardian {
     pub pid: i32,
     pidfd: OwnedFd,
+    released: std::cell::Cell<bool>,
 }
 
 /// Everything the guardian uses, prepared before fork.
@@ -71,7 +75,11 @@ pub fn start(cg: &AgentCgroup) -> Option<Guardian> {
     };
     // Not reaped yet (only we reap our children), so this pid is still the guardian.
     match sys::pidfd_open(pid) {
-        Ok(pidfd) => Some(Guardian { pid, pidfd }),
+        Ok(pidfd) => Some(Guardian {
+            pid,
+            pidfd,
+            released: std::cell::Cell::new(false),
+        }),
         Err(e) => {
             tracing::debug!("no pidfd for the guardian {pid}: {e}; stopping it");
             child::kill(pid, libc::SIGKILL);
@@ -94,14 +102,24 @@ fn prepare(cg: &AgentCgroup) -> std::io::Result<Prepared> {
     })
 }
 
+impl Guardian {
+    /// Ends the guardian (SIGKILL through its pidfd) without waiting: call it once nothing in
+    /// the agent's cgroup can outlive synwire-run any more. Idempotent.
+    pub fn release(&self) {
+        if !self.released.replace(true) {
+            let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
+        }
+    }
+}
+
 impl Drop for Guardian {
-    /// A normal end: synwire-run tore down itself, the guardian has nothing left to do.
+    /// A normal end: releases the guardian if that has not happened yet, and reaps it, so that
+    /// it is gone when synwire-run returns.
     fn drop(&mut self) {
-        let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
-        // Not waited for: it dies on the other CPU while synwire-run prints its summary and
-        // exits, and the zombie goes with synwire-run (or to the next reaping loop of a
-        // long-lived caller: synwire-run reaps every child it has as a subreaper).
-        let _ = sys::reap_pidfd_nohang(self.pidfd.as_raw_fd());
+        self.release();
+        if let Err(e) = sys::reap_pidfd(self.pidfd.as_raw_fd()) {
+            tracing::debug!("reaping the guardian {}: {e}", self.pid);
+        }
     }
 }
 

@@ -57,14 +57,7 @@ fn cap_last_cap() -> u32 {
 
 /// CapEff of this process.
 pub fn effective_caps() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .unwrap_or(0)
+    crate::sys::effective_caps().unwrap_or(0)
 }
 
 /// True when this process has CAP_SYS_ADMIN in its own user namespace (CapEff bit 21).
@@ -195,6 +188,10 @@ pub fn prepare_fds(preserve: u32) -> Result<(), SecurityError> {
             last: keep_below - 1,
         })?;
     }
+    if crate::sys::cloexec_from(keep_below).is_ok() {
+        return Ok(());
+    }
+    // Before Linux 5.11: each open descriptor, as /proc/self/fd lists them.
     let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
         .map_err(SecurityError::Fds)?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())

@@ -1079,3 +1079,86 @@ pub fn clone3_into_cgroup_errno() -> io::Result<i32> {
         _ => Ok(io::Error::last_os_error().raw_os_error().unwrap_or(0)),
     }
 }
+
+/// Reads a small kernel file (procfs, cgroupfs) whole: one open(2) and, for anything under a
+/// page, two read(2)s into a page-sized buffer. `std::fs::read_to_string` stats the file
+/// first and then reads these files (which report size 0) in 32-byte steps that double.
+pub fn read_file(path: &std::path::Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// This process's effective capability set (capget(2), version 3: all 64 bits).
+pub fn effective_caps() -> io::Result<u64> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Default, Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: a valid header and the two data structs version 3 fills; the kernel writes only
+    // into `data`.
+    check(unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) })?;
+    Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
+}
+
+/// close_range(first, ~0, CLOSE_RANGE_CLOEXEC) (Linux 5.11): marks every descriptor from
+/// `first` up close-on-exec in one call. Err (EINVAL, ENOSYS) on older kernels.
+pub fn cloexec_from(first: RawFd) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: integer arguments only; the call changes descriptor flags, never memory.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    })?;
+    Ok(())
+}
+
+/// waitid(P_PIDFD, WEXITED) (Linux 5.4): reaps the child the pidfd refers to, waiting for it to
+/// exit; EINTR is retried.
+pub fn reap_pidfd(pidfd: RawFd) -> io::Result<()> {
+    const P_PIDFD: libc::idtype_t = 3;
+    loop {
+        // SAFETY: siginfo_t is plain data; zeroed is a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid pointer to a siginfo_t for the duration of the call.
+        let r = unsafe { libc::waitid(P_PIDFD, pidfd as libc::id_t, &mut info, libc::WEXITED) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}

@@ -18,12 +18,21 @@ impl AgentCgroup {
     /// Returns the statistics and how many processes were left behind.
     /// `stopped`: a stop signal (SIGTERM, SIGINT, SIGHUP) reached synwire-run; in a transient scope
     /// of our own the removal is then left to systemd ([`AgentCgroup::leave_to_scope`]).
-    pub fn teardown(&mut self, stopped: bool) -> (CgroupStats, Option<u64>) {
+    /// `settled` is called once nothing in the cgroup can outlive synwire-run any more (it is
+    /// empty, or `cgroup.kill` took): the guardian's release.
+    pub fn teardown(
+        &mut self,
+        stopped: bool,
+        settled: impl FnOnce(),
+    ) -> (CgroupStats, Option<u64>) {
         let left = count_procs(&self.dir).map(|n| n as u64);
-        if left != Some(0) || !self.is_empty().unwrap_or(false) {
-            if let Err(e) = self.kill_all() {
-                tracing::warn!("{e}");
-            }
+        let killed = if left != Some(0) || !self.is_empty().unwrap_or(false) {
+            self.kill_all().map_err(|e| tracing::warn!("{e}")).is_ok()
+        } else {
+            true
+        };
+        if killed {
+            settled();
         }
         match self.wait_empty(EMPTY_WAIT) {
             Ok(true) => {}

@@ -61,7 +61,7 @@ impl Prepared {
             Spawned::ExecFailed(failure) => {
                 let wall = start.elapsed();
                 if let Some(cg) = cgroup.as_mut() {
-                    cg.teardown(false);
+                    cg.teardown(false, release(guardian.as_ref()));
                 }
                 return Ok(Next::Finished(Finished::exec_failed(stats, failure, wall)));
             }
@@ -110,12 +110,19 @@ fn not_started(sig: i32, mut cgroup: Option<AgentCgroup>, guardian: Option<Guard
         profile::signal_name(sig)
     );
     if let Some(cg) = cgroup.as_mut() {
-        cg.teardown(true);
+        cg.teardown(true, release(guardian.as_ref()));
     }
     drop(cgroup);
     drop(guardian);
     let end_by = STOP_REQUESTS.contains(&sig).then_some(sig);
     Finished::not_started(128 + sig, end_by)
+}
+
+/// Releases the guardian, once teardown says nothing in the cgroup can outlive synwire-run.
+fn release(guardian: Option<&Guardian>) -> impl FnOnce() + '_ {
+    move || {
+        guardian.inspect(|g| g.release());
+    }
 }
 
 /// Spawns the agent in its cgroup and namespaces (SYNWIRE_SPAWN=fork takes the fallback).
@@ -202,7 +209,10 @@ impl Running {
         let cpu_at_exit = sys::own_cpu_us();
         self.stats.wall_time_us = exit.ended.duration_since(self.start).as_micros() as u64;
         let (cg, leftovers) = match self.cgroup.as_mut() {
-            Some(cg) => cg.teardown(exit.stop_requests != sys::SigMask(0)),
+            Some(cg) => cg.teardown(
+                exit.stop_requests != sys::SigMask(0),
+                release(self.guardian.as_ref()),
+            ),
             None => (CgroupStats::default(), None),
         };
         drop(self.cgroup.take());

@@ -15,10 +15,14 @@ use std::path::Path;
 
 /// The hyperfine command names `bench/run` uses; the targets look rows up by them.
 pub const BARE: &str = "/bin/true (bare)";
+pub const FLOOR: &str = "floor: mkdir + clone3 into the cgroup + wait + rmdir";
 pub const DEFAULT: &str = "synwire-run -q (default profile)";
 pub const ALL_NS: &str = "synwire-run -q --unshare all";
 pub const BWRAP: &str = "bwrap --unshare-all --dev-bind / /";
 pub const CGEXEC: &str = "cgexec -g CONTROLLER:synwire-bench";
+/// The systemd VM's rows for the scope path.
+pub const VM_SCOPE: &str = "synwire-run -q --scope --profile small (its own transient scope)";
+pub const VM_SYSTEMD_RUN: &str = "systemd-run --scope";
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -248,15 +252,18 @@ pub fn print(dir: &Path) -> Result<(), String> {
         get_or(&m, "concurrent.per_second"),
     ));
 
+    let mut vm_scope = None;
     if let Some(csv) = read(dir, "systemd.csv")? {
         let vm = keys(read(dir, "systemd.txt")?);
+        let rows = hyperfine_csv(&csv)?;
+        vm_scope = Some((median(&rows, VM_SCOPE)?, median(&rows, VM_SYSTEMD_RUN)?));
         out.push_str(&format!(
             "\n### Inside the systemd VM\n\nDebian bookworm, systemd {}, Linux {} under qemu TCG (emulated: compare the ratios, not the milliseconds), pure cgroup v2; hyperfine {} runs. synwire-run runs in a `Delegate=yes` service, as in production.\n\n",
             vm.get("systemd").map_or("?", String::as_str),
             vm.get("kernel").map_or("?", String::as_str),
             vm.get("runs").map_or("?", String::as_str),
         ));
-        out.push_str(&overhead_table(&hyperfine_csv(&csv)?));
+        out.push_str(&overhead_table(&rows));
     }
     if let Some(spawn) = read(dir, "spawn.txt")? {
         out.push_str("\n### clone3(CLONE_INTO_CGROUP) against the cgroup.procs fallback\n\nA whole launch of `synwire-run -q --profile small -- true` (busybox VM, qemu TCG, medians of 15, interleaved): the fallback forks, then the parent writes the child's PID to cgroup.procs before releasing it.\n\n| Kernel | clone3 | fork + cgroup.procs | Difference |\n|:---|---:|---:|---:|\n");
@@ -280,7 +287,15 @@ pub fn print(dir: &Path) -> Result<(), String> {
     let all = median(&host, ALL_NS)?;
     let bwrap = median(&host, BWRAP)?;
     let cgexec = median(&host, CGEXEC).ok();
+    let floor = median(&host, FLOOR)?;
     let mut targets = vec![
+        (
+            default - floor <= 0.3,
+            format!(
+                "default profile {default:.3} ms against the floor launcher {floor:.3} ms median, {:+.3} ms (target: at most floor + 0.3 ms)",
+                default - floor
+            ),
+        ),
         (
             default - bare <= 2.0,
             format!(
@@ -301,9 +316,10 @@ pub fn print(dir: &Path) -> Result<(), String> {
             ),
         },
         (
-            all < bwrap,
+            all <= 0.85 * bwrap,
             format!(
-                "every namespace {all:.3} ms against bwrap --unshare-all {bwrap:.3} ms median (target: faster than bwrap)"
+                "every namespace {all:.3} ms against bwrap --unshare-all {bwrap:.3} ms median, {:.2} × (target: at most 0.85 × bwrap)",
+                all / bwrap
             ),
         ),
         (
@@ -324,6 +340,14 @@ pub fn print(dir: &Path) -> Result<(), String> {
             ),
         ),
     ];
+    if let Some((scope, systemd_run)) = vm_scope {
+        targets.push((
+            scope <= systemd_run,
+            format!(
+                "systemd VM: synwire-run --scope --profile small {scope:.1} ms against systemd-run --scope true {systemd_run:.1} ms median (target: not slower)"
+            ),
+        ));
+    }
     out.push_str("\n### Targets\n\n```\n");
     for (ok, line) in &targets {
         out.push_str(&format!("{} {line}\n", if *ok { "PASS" } else { "FAIL" }));
