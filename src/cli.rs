@@ -95,6 +95,39 @@ pub struct Cli {
     pub command: Vec<OsString>,
 }
 
+impl Cli {
+    /// The launch this command line asks for (without a subcommand).
+    pub fn launch_request(&self) -> crate::launch::Request {
+        use crate::profile::ManagerMode;
+        crate::launch::Request {
+            profile: self.profile.clone(),
+            overrides: crate::profile::Overrides {
+                memory: self.memory.clone(),
+                cpu: self.cpu.clone(),
+                pids: self.pids.clone(),
+                timeout: self.timeout.clone(),
+                unshare: self.unshare.clone(),
+                sets: self.sets.clone(),
+            },
+            command: self.command.clone(),
+            cgroup_parent: self.cgroup_parent.clone(),
+            manager: if self.scope {
+                Some(ManagerMode::Systemd)
+            } else if self.no_scope {
+                Some(ManagerMode::Cgroupfs)
+            } else {
+                None
+            },
+            allow_degraded: self.allow_degraded,
+            preserve_fds: self.preserve_fds,
+            output: crate::launch::Output {
+                quiet: self.quiet,
+                stats_file: self.stats_file.clone(),
+            },
+        }
+    }
+}
+
 /// Commands, used without `--`.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {

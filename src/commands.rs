@@ -30,26 +30,7 @@ pub fn run(cmd: &Cmd) -> Result<i32, Error> {
             name,
             sets,
             resolved,
-        } => {
-            let (profile, chain, source) =
-                search::load_chain_table(&search::search_dirs(), name, sets)?;
-            let from: Vec<String> = chain
-                .iter()
-                .map(|f| format!("{} ({})", f.name, f.source))
-                .collect();
-            let (what, toml) = if *resolved {
-                ("every key, the defaults included", profile.to_toml())
-            } else {
-                (
-                    "the keys it sets; --resolved adds the defaults",
-                    profile.to_toml_set_in(&source),
-                )
-            };
-            format!(
-                "# synwire-run profile {name}: {}\n# {what}\n{toml}",
-                from.join(" <- "),
-            )
-        }
+        } => profile(name, sets, *resolved)?,
         Cmd::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "synwire-run", &mut buf);
@@ -66,6 +47,28 @@ pub fn run(cmd: &Cmd) -> Result<i32, Error> {
     // A closed pipe (`synwire-run profiles | head`) is not an error worth a message.
     let _ = out.write_all(text.as_bytes());
     Ok(0)
+}
+
+/// `profile NAME`: the keys it sets (or, `resolved`, every key) as TOML, under a header naming
+/// its chain.
+fn profile(name: &str, sets: &[String], resolved: bool) -> Result<String, Error> {
+    let (profile, chain, source) = search::load_chain_table(&search::search_dirs(), name, sets)?;
+    let from: Vec<String> = chain
+        .iter()
+        .map(|f| format!("{} ({})", f.name, f.source))
+        .collect();
+    let (what, toml) = if resolved {
+        ("every key, the defaults included", profile.to_toml())
+    } else {
+        (
+            "the keys it sets; --resolved adds the defaults",
+            profile.to_toml_set_in(&source),
+        )
+    };
+    Ok(format!(
+        "# synwire-run profile {name}: {}\n# {what}\n{toml}",
+        from.join(" <- "),
+    ))
 }
 
 fn profiles() -> String {

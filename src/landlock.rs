@@ -56,6 +56,15 @@ impl Status {
             unhandled: Vec::new(),
         }
     }
+
+    /// No Landlock in this kernel; `best_effort` runs without it.
+    pub fn unsupported() -> Status {
+        Status {
+            status: "unsupported",
+            abi: None,
+            unhandled: Vec::new(),
+        }
+    }
 }
 
 /// A ruleset ready for the child.
@@ -105,25 +114,7 @@ pub fn prepare(fs: &Filesystem) -> Result<Option<Prepared>, LandlockError> {
         unhandled.push("truncate");
     }
     // Open every path first: a missing one is a configuration error either way.
-    let mut rules = Vec::new();
-    for (key, paths, rights) in [
-        ("read", &fs.read, EXECUTE | READ_FILE | READ_DIR),
-        ("write", &fs.write, handled),
-    ] {
-        for p in paths {
-            let path = absolute(p);
-            let fd = open_path(&path).map_err(|source| LandlockError::Path {
-                key,
-                path: path.clone(),
-                source,
-            })?;
-            let is_dir = std::fs::metadata(&path)
-                .map(|m| m.is_dir())
-                .unwrap_or(false);
-            let allowed = if is_dir { rights } else { rights & FILE_RIGHTS } & handled;
-            rules.push((path, fd, allowed));
-        }
-    }
+    let rules = open_rules(fs, handled)?;
     let ruleset = sys::landlock_create_ruleset(handled).map_err(LandlockError::Create)?;
     for (path, fd, allowed) in rules {
         sys::landlock_add_path_rule(&ruleset, &fd, allowed)
@@ -148,6 +139,33 @@ pub fn prepare(fs: &Filesystem) -> Result<Option<Prepared>, LandlockError> {
             unhandled,
         },
     }))
+}
+
+/// Opens every path of `fs` with the rights it is given there, of those the kernel `handled`.
+fn open_rules(
+    fs: &Filesystem,
+    handled: u64,
+) -> Result<Vec<(PathBuf, OwnedFd, u64)>, LandlockError> {
+    let mut rules = Vec::new();
+    for (key, paths, rights) in [
+        ("read", &fs.read, EXECUTE | READ_FILE | READ_DIR),
+        ("write", &fs.write, handled),
+    ] {
+        for p in paths {
+            let path = absolute(p);
+            let fd = open_path(&path).map_err(|source| LandlockError::Path {
+                key,
+                path: path.clone(),
+                source,
+            })?;
+            let is_dir = std::fs::metadata(&path)
+                .map(|m| m.is_dir())
+                .unwrap_or(false);
+            let allowed = if is_dir { rights } else { rights & FILE_RIGHTS } & handled;
+            rules.push((path, fd, allowed));
+        }
+    }
+    Ok(rules)
 }
 
 fn absolute(p: &str) -> PathBuf {

@@ -80,8 +80,25 @@ impl Stats {
 
     /// The human summary: three short lines.
     pub fn human(&self) -> String {
-        let mut out = String::new();
-        let how = match self.outcome {
+        let mut out = format!(
+            "synwire-run: agent {} ({}) {}{}\n",
+            short(&self.id),
+            self.profile,
+            self.how_it_ended(),
+            self.limits_hit()
+        );
+        if self.outcome == Outcome::ExecFailed {
+            return out;
+        }
+        out.push_str(&self.time_line());
+        out.push_str(&self.memory_line());
+        out.push_str(&self.landlock_line());
+        out
+    }
+
+    /// How the agent ended, for the first line.
+    fn how_it_ended(&self) -> String {
+        match self.outcome {
             Outcome::Exited => format!("exited with code {}", self.exit_code),
             Outcome::Signaled => format!(
                 "killed by {} (exit code {})",
@@ -98,16 +115,11 @@ impl Stats {
                 "could not start the command (exit code {})",
                 self.exit_code
             ),
-        };
-        out.push_str(&format!(
-            "synwire-run: agent {} ({}) {how}{}\n",
-            short(&self.id),
-            self.profile,
-            self.limits_hit()
-        ));
-        if self.outcome == Outcome::ExecFailed {
-            return out;
         }
+    }
+
+    /// The wall and CPU time, and the throttling.
+    fn time_line(&self) -> String {
         let us = |v: u64| human_duration(Duration::from_micros(v));
         let mut line = format!("  wall {}", us(self.wall_time_us));
         if let Some(cpu) = self.cpu_usage_us {
@@ -124,8 +136,12 @@ impl Stats {
                 line.push_str(&format!(" (limit {c} CPUs)"));
             }
         }
-        out.push_str(&line);
-        out.push('\n');
+        line.push('\n');
+        line
+    }
+
+    /// The memory and tasks peaks against their limits, OOM kills, leftovers.
+    fn memory_line(&self) -> String {
         let mut line = String::from("  memory peak ");
         line.push_str(&self.memory_peak_bytes.map_or("unknown".into(), human_bytes));
         if self.memory_peak_source == Some("rusage") {
@@ -150,8 +166,13 @@ impl Stats {
                 if n == 1 { "" } else { "es" }
             ));
         }
-        out.push_str(&line);
-        out.push('\n');
+        line.push('\n');
+        line
+    }
+
+    /// What Landlock enforced; nothing without `[filesystem]`.
+    fn landlock_line(&self) -> String {
+        let mut out = String::new();
         if self.landlock.status != "off" {
             out.push_str(&format!("  landlock {}", self.landlock.status));
             if let Some(abi) = self.landlock.abi {
@@ -264,5 +285,34 @@ mod tests {
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["pids_limit_hits"], 0);
         assert_eq!(json["oom_kills"], 3);
+    }
+
+    #[test]
+    fn the_summary_has_the_times_the_peaks_and_what_landlock_enforced() {
+        let mut s = stats(Outcome::Signaled, 143);
+        s.signal_name = Some("SIGTERM".into());
+        s.wall_time_us = 1_500_000;
+        s.cpu_usage_us = Some(1_200_000);
+        s.cpu_user_us = Some(1_000_000);
+        s.cpu_system_us = Some(200_000);
+        s.cpu_throttled_us = Some(300_000);
+        s.cpu_nr_throttled = Some(4);
+        s.cpu_limit = Some(0.5);
+        s.memory_peak_bytes = Some(100 << 20);
+        s.memory_peak_source = Some("memory.peak");
+        s.pids_peak = Some(5);
+        s.leftover_processes = Some(2);
+        s.landlock = crate::landlock::Status {
+            status: "partial",
+            abi: Some(2),
+            unhandled: vec!["truncate"],
+        };
+        assert_eq!(
+            s.human(),
+            "synwire-run: agent 01234567 (small) killed by SIGTERM (exit code 143)\n  \
+             wall 1.500s, cpu 1.200s (user 1.000s, system 0.200s), throttled 0.300s in 4 periods (limit 0.5 CPUs)\n  \
+             memory peak 100 MiB of 512 MiB, tasks peak 5 of 64, oom kills 0, 2 leftover processes killed\n  \
+             landlock partial (ABI 2), not restricted by this kernel: truncate\n"
+        );
     }
 }

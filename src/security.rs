@@ -5,11 +5,12 @@
 //! but `--preserve-fds` are marked close-on-exec before fork.
 
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::profile::privilege::{Rlimit, Rlimits, Security};
 
 /// What the child does, in order, prepared before fork.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct SecPlan {
     pub rlimits: Vec<(rustix::process::Resource, u64)>,
     /// Capabilities to drop from the bounding set (needs CAP_SETPCAP; skipped without it).
@@ -19,8 +20,11 @@ pub struct SecPlan {
     /// Capabilities kept in the effective, permitted, inheritable and ambient sets.
     pub keep: Option<u64>,
     pub no_new_privs: bool,
-    /// A Landlock ruleset prepared before fork, enforced last.
-    pub landlock: Option<std::os::fd::RawFd>,
+    /// The descriptor of the Landlock ruleset, enforced last (see [`SecPlan::set_landlock`]).
+    pub landlock: Option<RawFd>,
+    /// The ruleset itself, prepared before fork: owned by the plan the child uses, so that it is
+    /// open for as long as the plan is.
+    ruleset: Option<OwnedFd>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +58,13 @@ pub fn effective_caps() -> u64 {
     crate::sys::effective_caps().unwrap_or(0)
 }
 
+/// True when this process has CAP_SYS_ADMIN in its own user namespace (CapEff bit 21).
+pub fn has_cap_sys_admin() -> bool {
+    effective_caps() & (1 << CAP_SYS_ADMIN) != 0
+}
+
 const CAP_SETPCAP: u32 = 8;
+const CAP_SYS_ADMIN: u32 = 21;
 const CAP_SYS_RESOURCE: u32 = 24;
 
 impl SecPlan {
@@ -106,7 +116,14 @@ impl SecPlan {
             keep: sec.capabilities,
             no_new_privs: sec.no_new_privileges,
             landlock: None,
+            ruleset: None,
         })
+    }
+
+    /// Hands the plan the `[filesystem]` ruleset to enforce.
+    pub fn set_landlock(&mut self, ruleset: OwnedFd) {
+        self.landlock = Some(ruleset.as_raw_fd());
+        self.ruleset = Some(ruleset);
     }
 }
 

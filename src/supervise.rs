@@ -1,6 +1,7 @@
 //! While the agent runs: signals in (every one but the synchronous ones, blocked and read
-//! synchronously from a signalfd, never in a handler), forwarding out through the pidfd, reaping,
-//! the timeout with its grace period, and the OOM policy (memory.events, polled for POLLPRI).
+//! synchronously from a signalfd, never in a handler; which ones is [`crate::signals`]'s policy),
+//! forwarding out through the pidfd, reaping, the timeout with its grace period, and the OOM
+//! policy (memory.events, polled for POLLPRI).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -8,73 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::cgroup::{AgentCgroup, EventsFile};
 use crate::profile::{OomPolicy, Stop};
+use crate::signals::{self, blocked, forwarded, SI_USER, STOPS, STOP_REQUESTS};
 use crate::spawn::Child;
-use crate::sys::{self, SigMask, SIG_MAX};
-
-/// Signals that report a fault of the instruction that raised them. They stay unblocked (a
-/// blocked one would still kill, without a core's worth of explanation) and are never forwarded.
-pub const SYNCHRONOUS: &[i32] = &[
-    libc::SIGSEGV,
-    libc::SIGBUS,
-    libc::SIGFPE,
-    libc::SIGILL,
-    libc::SIGTRAP,
-    libc::SIGSYS,
-    libc::SIGABRT,
-];
-
-/// Real-time signals glibc and musl keep for themselves (thread cancellation, setxid, timers):
-/// blocked, so that none ends synwire-run, but never forwarded.
-const LIBC_RESERVED: [i32; 2] = [32, 33];
-
-/// Whether a signal that reaches synwire-run (or the pid namespace's init) is passed on to the
-/// agent: every signal the agent can receive (stop signals and SIGCONT included), but not
-/// SIGCHLD, which is about our own children, the synchronous ones, the C libraries' reserved
-/// ones, nor SIGKILL and SIGSTOP, which nobody can catch. The one list both forward by.
-pub const fn forwarded(sig: i32) -> bool {
-    if sig < 1 || sig > SIG_MAX {
-        return false;
-    }
-    if sig == libc::SIGCHLD || sig == libc::SIGKILL || sig == libc::SIGSTOP {
-        return false;
-    }
-    if sig == LIBC_RESERVED[0] || sig == LIBC_RESERVED[1] {
-        return false;
-    }
-    let mut i = 0;
-    while i < SYNCHRONOUS.len() {
-        if SYNCHRONOUS[i] == sig {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-/// What synwire-run blocks and reads from its signalfd: everything but the synchronous signals
-/// (as tini does), so that no signal's default action ends it before its teardown.
-pub const fn blocked() -> SigMask {
-    let mut m = SigMask(u64::MAX);
-    let mut i = 0;
-    while i < SYNCHRONOUS.len() {
-        m = m.without(SYNCHRONOUS[i]);
-        i += 1;
-    }
-    m.without(libc::SIGKILL).without(libc::SIGSTOP)
-}
-
-/// Stop signals: forwarded, then synwire-run stops itself with the same signal, so that a shell
-/// sees its job stopped (Ctrl-Z gives the prompt back) and `fg` resumes both.
-const STOPS: [i32; 3] = [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
-
-/// The requests to stop after which synwire-run, once the agent died of the same signal, ends by
-/// that signal too (item: a clean stop under systemd).
-pub const STOP_REQUESTS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
-
-/// si_code of a signal the kernel sent, such as the terminal's SIGINT on Ctrl-C.
-const SI_KERNEL: i32 = 0x80;
-/// si_code of kill(2), and of the SIGPIPE or SIGXFSZ the kernel sends a writer.
-const SI_USER: i32 = 0;
+use crate::sys::{self, SigMask};
 
 /// Every signal but the synchronous ones, blocked and readable from a signalfd. Created before
 /// fork so that nothing is lost between spawn and the first read.
@@ -157,30 +94,27 @@ pub struct Watch<'a> {
 /// signal, ends the agent at its first OOM kill under `oom_policy = "kill"`, reaps orphans that
 /// reach us as subreaper.
 pub fn supervise(child: &Child, signals: &Signals, mut watch: Watch, start: Instant) -> Exit {
-    let mut phase = Phase::Running;
-    let mut deadline = watch.timeout.map(|t| start + t);
-    let mut timed_out = false;
-    let mut oom_killed = false;
-    let mut stop_requests = SigMask(0);
-    let our_pgrp = nix::unistd::getpgrp();
-    let our_pid = std::process::id();
     if watch.oom_policy == OomPolicy::Continue {
         watch.oom_events = None;
     }
+    let mut s = Supervisor {
+        child,
+        deadline: watch.timeout.map(|t| start + t),
+        watch,
+        phase: Phase::Running,
+        timed_out: false,
+        oom_killed: false,
+        stop_requests: SigMask(0),
+        our_pgrp: nix::unistd::getpgrp(),
+        our_pid: std::process::id(),
+    };
     loop {
-        while let Some(r) = sys::wait_any_nohang() {
-            if r.pid == child.pid {
-                return Exit {
-                    status: decode(child.agent_status(r.status)),
-                    rusage: r.rusage,
-                    ended: Instant::now(),
-                    timed_out,
-                    oom_killed,
-                    stop_requests,
-                };
-            }
+        if let Some(exit) = s.reap() {
+            return exit;
         }
-        let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let wait = s
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()));
         let mut fds = [
             libc::pollfd {
                 fd: signals.fd.as_raw_fd(),
@@ -188,74 +122,128 @@ pub fn supervise(child: &Child, signals: &Signals, mut watch: Watch, start: Inst
                 revents: 0,
             },
             libc::pollfd {
-                fd: watch.oom_events.as_ref().map_or(-1, |e| e.fd()),
+                fd: s.watch.oom_events.as_ref().map_or(-1, |e| e.fd()),
                 events: libc::POLLPRI,
                 revents: 0,
             },
         ];
         sys::poll(&mut fds, wait);
         if fds[1].revents & (libc::POLLPRI | libc::POLLERR) != 0 {
-            // Re-read through the same descriptor: that is what re-arms POLLPRI.
-            let kills = watch
-                .oom_events
-                .as_mut()
-                .and_then(|e| e.read_key("oom_kill"));
-            if kills.unwrap_or(0) > 0 {
-                tracing::debug!("the OOM killer ended a process of the agent: killing the agent's cgroup (oom_policy = \"kill\")");
-                kill_everything(child, watch.cgroup);
-                oom_killed = true;
-                watch.oom_events = None;
-                phase = Phase::Killed;
-                deadline = None;
-            }
+            s.on_oom_event();
         }
         if fds[0].revents & libc::POLLIN != 0 {
             while let Some(info) = sys::read_signal(signals.fd.as_raw_fd()) {
-                let sig = info.signo;
-                if STOP_REQUESTS.contains(&sig) {
-                    stop_requests = stop_requests.with(sig);
-                }
-                if !forwarded(sig) {
-                    continue;
-                }
-                // SIGPIPE or SIGXFSZ from a write of our own: about synwire-run, not the agent.
-                if info.code == SI_USER && info.pid == our_pid {
-                    continue;
-                }
-                // The terminal sends Ctrl-C (and SIGWINCH, SIGQUIT, hangup, Ctrl-Z) to its whole
-                // foreground process group: an agent in our group already has it.
-                let from_terminal = info.code == SI_KERNEL
-                    && nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(child.pid)))
-                        == Ok(our_pgrp);
-                if from_terminal {
-                    tracing::debug!("{sig}: from the terminal, the agent got it too");
-                } else {
-                    tracing::debug!("forwarding signal {sig} to {}", child.pid);
-                    if let Err(e) = child.signal(sig) {
-                        tracing::debug!("forwarding signal {sig}: {e}");
-                    }
-                }
-                if STOPS.contains(&sig) {
-                    // Stopped here until SIGCONT, as the job a shell sees.
-                    sys::deliver_to_self(sig);
-                }
+                s.on_signal(info);
             }
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            match phase {
-                Phase::Running => {
-                    timed_out = true;
-                    tracing::debug!("timeout: sending {} to the agent", watch.stop.signal);
-                    let _ = child.signal(watch.stop.signal);
-                    phase = Phase::Grace;
-                    deadline = Some(Instant::now() + watch.stop.grace);
-                }
-                Phase::Grace | Phase::Killed => {
-                    tracing::debug!("grace period over: killing the agent's cgroup");
-                    kill_everything(child, watch.cgroup);
-                    phase = Phase::Killed;
-                    deadline = None;
-                }
+        if s.deadline.is_some_and(|d| Instant::now() >= d) {
+            s.on_deadline();
+        }
+    }
+}
+
+/// What the supervisor knows between two polls.
+struct Supervisor<'a> {
+    child: &'a Child,
+    watch: Watch<'a>,
+    phase: Phase,
+    /// When the timeout or the grace period ends.
+    deadline: Option<Instant>,
+    timed_out: bool,
+    oom_killed: bool,
+    stop_requests: SigMask,
+    our_pgrp: nix::unistd::Pid,
+    our_pid: u32,
+}
+
+impl Supervisor<'_> {
+    /// Reaps every child that has ended (orphans that reached us as subreaper included); the
+    /// agent's end, once it has come.
+    fn reap(&self) -> Option<Exit> {
+        while let Some(r) = sys::wait_any_nohang() {
+            if r.pid == self.child.pid {
+                return Some(Exit {
+                    status: decode(self.child.agent_status(r.status)),
+                    rusage: r.rusage,
+                    ended: Instant::now(),
+                    timed_out: self.timed_out,
+                    oom_killed: self.oom_killed,
+                    stop_requests: self.stop_requests,
+                });
+            }
+        }
+        None
+    }
+
+    /// memory.events changed: an OOM kill ends the whole agent (`oom_policy = "kill"`).
+    fn on_oom_event(&mut self) {
+        // Re-read through the same descriptor: that is what re-arms POLLPRI.
+        let kills = self
+            .watch
+            .oom_events
+            .as_mut()
+            .and_then(|e| e.read_key("oom_kill"));
+        if kills.unwrap_or(0) > 0 {
+            tracing::debug!("the OOM killer ended a process of the agent: killing the agent's cgroup (oom_policy = \"kill\")");
+            kill_everything(self.child, self.watch.cgroup);
+            self.oom_killed = true;
+            self.watch.oom_events = None;
+            self.phase = Phase::Killed;
+            self.deadline = None;
+        }
+    }
+
+    /// A signal reached synwire-run: noted if it asks to stop, forwarded if the agent does not
+    /// have it already, and a stop signal stops synwire-run too.
+    fn on_signal(&mut self, info: sys::SigInfo) {
+        let sig = info.signo;
+        if STOP_REQUESTS.contains(&sig) {
+            self.stop_requests = self.stop_requests.with(sig);
+        }
+        if !forwarded(sig) {
+            return;
+        }
+        // SIGPIPE or SIGXFSZ from a write of our own: about synwire-run, not the agent.
+        if info.code == SI_USER && info.pid == self.our_pid {
+            return;
+        }
+        // The terminal sends Ctrl-C (and SIGWINCH, SIGQUIT, hangup, Ctrl-Z) to its whole
+        // foreground process group: an agent in our group already has it.
+        let child = self.child;
+        let from_terminal = signals::from_terminal(info.code, || {
+            nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(child.pid))) == Ok(self.our_pgrp)
+        });
+        if from_terminal {
+            tracing::debug!("{sig}: from the terminal, the agent got it too");
+        } else {
+            tracing::debug!("forwarding signal {sig} to {}", child.pid);
+            if let Err(e) = child.signal(sig) {
+                tracing::debug!("forwarding signal {sig}: {e}");
+            }
+        }
+        if STOPS.contains(&sig) {
+            // Stopped here until SIGCONT, as the job a shell sees.
+            sys::deliver_to_self(sig);
+        }
+    }
+
+    /// The timeout expired (the stop signal, then a grace period), or the grace period did
+    /// (everything is killed).
+    fn on_deadline(&mut self) {
+        match self.phase {
+            Phase::Running => {
+                self.timed_out = true;
+                let stop = self.watch.stop;
+                tracing::debug!("timeout: sending {} to the agent", stop.signal);
+                let _ = self.child.signal(stop.signal);
+                self.phase = Phase::Grace;
+                self.deadline = Some(Instant::now() + stop.grace);
+            }
+            Phase::Grace | Phase::Killed => {
+                tracing::debug!("grace period over: killing the agent's cgroup");
+                kill_everything(self.child, self.watch.cgroup);
+                self.phase = Phase::Killed;
+                self.deadline = None;
             }
         }
     }
@@ -268,50 +256,4 @@ fn kill_everything(child: &Child, cgroup: Option<&AgentCgroup>) {
         }
     }
     let _ = child.signal(libc::SIGKILL);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_signal_the_agent_can_receive_is_forwarded() {
-        for sig in [
-            libc::SIGHUP,
-            libc::SIGINT,
-            libc::SIGQUIT,
-            libc::SIGTERM,
-            libc::SIGUSR1,
-            libc::SIGUSR2,
-            libc::SIGWINCH,
-            libc::SIGALRM,
-            libc::SIGPWR,
-            libc::SIGXCPU,
-            libc::SIGVTALRM,
-            libc::SIGPROF,
-            libc::SIGIO,
-            libc::SIGSTKFLT,
-            libc::SIGURG,
-            libc::SIGPIPE,
-            libc::SIGTSTP,
-            libc::SIGTTIN,
-            libc::SIGTTOU,
-            libc::SIGCONT,
-            34,
-            37,
-            64,
-        ] {
-            assert!(forwarded(sig), "{sig} is not forwarded");
-            assert!(blocked().has(sig), "{sig} is not blocked");
-        }
-        for sig in [libc::SIGCHLD, libc::SIGKILL, libc::SIGSTOP, 32, 33, 0, 65] {
-            assert!(!forwarded(sig), "{sig} is forwarded");
-        }
-        for &sig in SYNCHRONOUS {
-            assert!(!forwarded(sig) && !blocked().has(sig), "{sig}");
-        }
-        // What the init waits for: everything it forwards, and SIGCHLD to reap.
-        assert!(blocked().has(libc::SIGCHLD) && blocked().has(32));
-        assert!((1..=SIG_MAX).all(|s| !forwarded(s) || blocked().has(s)));
-    }
 }

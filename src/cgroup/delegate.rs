@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use super::discover::{default_parent, join};
+use crate::profile::ManagerMode;
 
 /// Where the agents' parent is, decided before anything is created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,39 +72,6 @@ fn within_delegated(cg: &str, delegated: &impl Fn(&str) -> bool) -> bool {
             return false;
         }
         c = default_parent(&c);
-    }
-}
-
-/// Who arranges the agents' cgroups: `[cgroup] manager` and `--scope` / `--no-scope`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ManagerMode {
-    /// Ask systemd for a scope only where the placement rule would refuse (a login session).
-    #[default]
-    Auto,
-    /// Always run in a transient scope of our own.
-    Systemd,
-    /// Never ask systemd: today's placement rule, refusals included.
-    Cgroupfs,
-}
-
-impl ManagerMode {
-    pub const NAMES: &'static [&'static str] = &["auto", "systemd", "cgroupfs"];
-
-    pub fn parse(s: &str) -> Option<ManagerMode> {
-        match s {
-            "auto" => Some(ManagerMode::Auto),
-            "systemd" => Some(ManagerMode::Systemd),
-            "cgroupfs" => Some(ManagerMode::Cgroupfs),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ManagerMode::Auto => "auto",
-            ManagerMode::Systemd => "systemd",
-            ManagerMode::Cgroupfs => "cgroupfs",
-        }
     }
 }
 

@@ -1,22 +1,31 @@
-//! The agent's cgroup: find the hierarchy, choose the place, enable the controllers on every level
-//! from the parent down, create the leaf, write the limits, and at the end kill, wait for it to
-//! empty, read the statistics and remove it. Errors always carry the path and name the fix.
+//! The agent's cgroup: find the hierarchy ([`Hierarchy`]), choose the place ([`place`],
+//! [`delegate`], [`room`]), enable the controllers on every level from the parent down, create the
+//! leaf and write the limits (`create`, `controllers`, `limits`), and at the end kill, wait for it
+//! to empty, read the statistics ([`stats`]) and remove it (`teardown`). Errors always carry the
+//! path and name the fix.
 
+mod controllers;
+mod create;
 pub mod delegate;
 pub mod discover;
+mod limits;
+pub mod place;
 pub mod room;
 pub mod stats;
+mod teardown;
 
 use std::fs;
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use crate::profile::Limits;
-use discover::{join, Mounts};
+use discover::Mounts;
 
+pub use controllers::{Available, Controller};
+pub use create::{create_or_degrade, Request, LAUNCHER_XATTR};
 pub use stats::{CgroupStats, EventsFile};
+pub use teardown::{count_procs, kill_dir, wait_dir_empty, Reap};
 
 /// Where agents go below the parent.
 pub const AGENTS_SUBDIR: &str = "synwire/agents";
@@ -158,9 +167,8 @@ impl Hierarchy {
 
     /// The fix to print when `controllers` are missing in `parent`.
     pub fn controller_fix(&self, parent: &str) -> String {
-        let wsl = fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|r| r.to_ascii_lowercase().contains("microsoft"))
-            .unwrap_or(false);
+        let wsl = crate::probe::sysctl("/proc/sys/kernel/osrelease")
+            .is_some_and(|r| r.to_ascii_lowercase().contains("microsoft"));
         let degrade = "or run with --allow-degraded to run without these limits";
         if !self.v1_controllers.is_empty() {
             format!(
@@ -178,131 +186,11 @@ impl Hierarchy {
     }
 }
 
-/// The placement, with systemd's help where [`delegate::systemd_step`] says so. Returns our new
-/// own cgroup when we were moved into a transient scope.
-fn with_systemd(
-    h: &Hierarchy,
-    req: &Request,
-) -> Result<(delegate::Placement, Option<String>), CgroupError> {
-    use crate::systemd::scope::{self, Manager};
-    use delegate::{Placement, Step};
-    let placement = h.placement();
-    let euid = nix::unistd::geteuid().as_raw();
-    let step = delegate::systemd_step(
-        &placement,
-        &h.own,
-        req.manager,
-        delegate::systemd_booted(),
-        euid,
-        |rel| delegate::is_delegated(&h.path(rel)),
-    );
-    let refusal = || match &placement {
-        Placement::Refuse { own, parent } => CgroupError::NotDelegatedUnit {
-            own: h.path(own),
-            parent: h.path(parent),
-        }
-        .to_string(),
-        _ => "--scope or `[cgroup] manager = \"systemd\"` asks for a transient scope".into(),
-    };
-    match step {
-        Step::Keep => return Ok((placement, None)),
-        Step::AskDelegate {
-            uid,
-            iface,
-            then_scope,
-        } => match scope::unit_delegates(Manager::User(uid), std::process::id(), iface) {
-            Ok(true) => {
-                tracing::debug!("the user manager says {} has Delegate=yes", h.own);
-                return Ok((Placement::Nest(h.own.clone()), None));
-            }
-            Ok(false) if !then_scope => return Ok((placement, None)),
-            Err(tried) if !then_scope => {
-                tracing::debug!("cannot ask the user manager about Delegate=: {tried}");
-                return Ok((placement, None));
-            }
-            _ => {}
-        },
-        Step::Scope => {}
-    }
-    let manager = Manager::for_euid(euid);
-    let unit = format!("synwire-{}.scope", &req.id[..req.id.len().min(8)]);
-    let asked = Instant::now();
-    let started = scope::start_scope(
-        manager,
-        &scope::ScopeRequest {
-            unit: &unit,
-            description: req.description,
-            pid: std::process::id(),
-        },
-    );
-    let manager_name = match manager {
-        Manager::System => "the system manager (PID 1)",
-        Manager::User(_) => "your user manager",
-    };
-    if let Err(tried) = started {
-        return Err(CgroupError::NoScope {
-            refusal: refusal(),
-            manager: manager_name,
-            tried: tried.to_string(),
-        });
-    }
-    let text = fs::read_to_string("/proc/self/cgroup").map_err(|source| CgroupError::Proc {
-        path: "/proc/self/cgroup".into(),
-        source,
-    })?;
-    let own = discover::parse_own_cgroup(&text).ok_or(CgroupError::NoOwnCgroup)?;
-    if !own.ends_with(&format!("/{unit}")) {
-        return Err(CgroupError::NoScope {
-            refusal: refusal(),
-            manager: manager_name,
-            tried: format!("{unit} started, but synwire-run is still in {own}"),
-        });
-    }
-    tracing::debug!(
-        "in transient scope {unit} after {:?} ({} status {unit})",
-        asked.elapsed(),
-        manager.systemctl()
-    );
-    Ok((Placement::Nest(own.clone()), Some(own)))
-}
-
-/// A controller with the limits that need it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Controller {
-    Memory,
-    Cpu,
-    Pids,
-}
-
-impl Controller {
-    pub fn name(self) -> &'static str {
-        match self {
-            Controller::Memory => "memory",
-            Controller::Cpu => "cpu",
-            Controller::Pids => "pids",
-        }
-    }
-}
-
 /// Something the profile asked for that this run does not enforce (degraded mode).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Unenforced {
     pub what: String,
     pub why: String,
-}
-
-/// The request: where to put the agent and what to write there.
-pub struct Request<'a> {
-    pub id: &'a str,
-    pub parent: Option<&'a str>,
-    pub limits: &'a Limits,
-    pub profile: &'a str,
-    /// Run without what cannot be enforced, instead of failing.
-    pub degraded_ok: bool,
-    /// Whether (and when) to ask systemd for a transient scope.
-    pub manager: delegate::ManagerMode,
-    /// The scope's Description (the profile and the command).
-    pub description: &'a str,
 }
 
 /// The agent's own cgroup, alive until [`AgentCgroup::teardown`] (or drop) removes it.
@@ -316,8 +204,6 @@ pub struct AgentCgroup {
     pub controllers: Vec<Controller>,
     pub limits_applied: Limits,
     removed: bool,
-    /// Who we are, as the leaf's launcher tag says.
-    launcher: crate::gc::Launcher,
     /// In a transient scope synwire-run asked systemd for: systemd removes the whole tree when
     /// the scope ends (right after synwire-run exits).
     pub in_own_scope: bool,
@@ -350,278 +236,7 @@ fn mkdir(path: &Path) -> Result<bool, CgroupError> {
     }
 }
 
-/// Enables `c` in `dir`'s cgroup.subtree_control unless it is already there.
-fn enable(dir: &Path, c: Controller) -> Result<(), CgroupError> {
-    let control = dir.join("cgroup.subtree_control");
-    if tokens(&control)?.iter().any(|t| t == c.name()) {
-        return Ok(());
-    }
-    write_file(&control, &format!("+{}", c.name())).map_err(|e| match e.raw_os_error() {
-        Some(libc::EBUSY) => CgroupError::InternalProcesses {
-            controller: c.name().into(),
-            path: dir.to_path_buf(),
-        },
-        _ => io_err("write", &control)(e),
-    })
-}
-
 impl AgentCgroup {
-    /// Creates the agent cgroup with its controllers and limits. Returns what is not enforced
-    /// (only ever non-empty with `degraded_ok`). Checks everything it can before creating anything.
-    pub fn create(
-        h: &Hierarchy,
-        req: &Request,
-    ) -> Result<(AgentCgroup, Vec<Unenforced>), CgroupError> {
-        // The cgroup whose processes must move into a leaf of it first, and that leaf.
-        let mut room: Option<(String, &str)> = None;
-        let scoped;
-        let in_own_scope;
-        let (h, placement) = match req.parent {
-            Some(_) => {
-                in_own_scope = false;
-                (h, None)
-            }
-            None => {
-                let (placement, own) = with_systemd(h, req)?;
-                in_own_scope = own.is_some();
-                let h = match own {
-                    Some(own) => {
-                        scoped = Hierarchy { own, ..h.clone() };
-                        &scoped
-                    }
-                    None => h,
-                };
-                (h, Some(placement))
-            }
-        };
-        let (parent_rel, levels): (String, Vec<String>) = match (req.parent, placement) {
-            (Some(p), _) => {
-                let p = discover::normalise(p).ok_or_else(|| CgroupError::BadParent(p.into()))?;
-                (p.clone(), vec![p])
-            }
-            (None, placement) => {
-                let parent = match placement.expect("a placement without --cgroup-parent") {
-                    // The root of a container's cgroup namespace: we (and whatever runs beside
-                    // us) move into `init`; the host's real root needs no room.
-                    delegate::Placement::Parent(p)
-                        if h.own == "/" && room::is_namespace_root(&h.mount) =>
-                    {
-                        room = Some((p.clone(), room::NS_ROOT_LEAF));
-                        p
-                    }
-                    delegate::Placement::Parent(p) => p,
-                    delegate::Placement::Nest(own) => {
-                        room = Some((own.clone(), delegate::SUPERVISOR_LEAF));
-                        own
-                    }
-                    delegate::Placement::Refuse { own, parent } => {
-                        return Err(CgroupError::NotDelegatedUnit {
-                            own: h.path(&own),
-                            parent: h.path(&parent),
-                        })
-                    }
-                };
-                let synwire = join(&parent, "synwire");
-                let agents = join(&parent, AGENTS_SUBDIR);
-                (parent.clone(), vec![parent, synwire, agents])
-            }
-        };
-        let parent_dir = h.path(&parent_rel);
-        if !parent_dir.is_dir() {
-            return Err(CgroupError::ParentMissing { path: parent_dir });
-        }
-        let available = tokens(&parent_dir.join("cgroup.controllers"))?;
-        let has = |c: Controller| available.iter().any(|t| t == c.name());
-
-        let l = req.limits;
-        let needed: Vec<(Controller, bool)> = [
-            (Controller::Memory, l.needs_memory()),
-            (Controller::Cpu, l.needs_cpu()),
-            (Controller::Pids, l.needs_pids()),
-        ]
-        .into_iter()
-        .collect();
-        let missing: Vec<Controller> = needed
-            .iter()
-            .filter(|(c, n)| *n && !has(*c))
-            .map(|(c, _)| *c)
-            .collect();
-        let mut unenforced = Vec::new();
-        let mut limits = l.clone();
-        if !missing.is_empty() {
-            let names: Vec<&str> = missing.iter().map(|c| c.name()).collect();
-            if !req.degraded_ok {
-                return Err(CgroupError::MissingControllers {
-                    controllers: names.join(" "),
-                    needed_by: format!("profile `{}`", req.profile),
-                    parent: parent_dir,
-                    available: if available.is_empty() {
-                        "nothing".into()
-                    } else {
-                        available.join(" ")
-                    },
-                    fix: h.controller_fix(&parent_rel),
-                });
-            }
-            for c in &missing {
-                let why = format!(
-                    "the {} controller is not available in {}",
-                    c.name(),
-                    parent_dir.display()
-                );
-                for what in drop_limits(&mut limits, *c) {
-                    unenforced.push(Unenforced {
-                        what,
-                        why: why.clone(),
-                    });
-                }
-            }
-        }
-        // Memory and pids are also enabled where available without a limit: they give the
-        // memory peak, OOM events and the tasks peak. cpu only when limited (it costs scheduling).
-        let controllers: Vec<Controller> = needed
-            .iter()
-            .filter(|(c, n)| has(*c) && (*n || *c != Controller::Cpu))
-            .map(|(c, _)| *c)
-            .collect();
-
-        if let Some((cg, leaf)) = room {
-            // Our own cgroup is ours to arrange (a delegated unit, a container's root): leave it
-            // for a leaf, with whatever else runs there, so that it may pass controllers down.
-            let dir = h.path(&cg);
-            room::clear(&dir, leaf)?;
-            tracing::debug!("moved into {}", dir.join(leaf).display());
-        }
-        for (i, level) in levels.iter().enumerate() {
-            let dir = h.path(level);
-            if i > 0 {
-                mkdir(&dir)?;
-            }
-            for &c in &controllers {
-                let required = needed.iter().any(|(n, need)| *n == c && *need);
-                match enable(&dir, c) {
-                    Ok(()) => {}
-                    Err(e) if !required => {
-                        tracing::debug!("not accounting {}: {e}", c.name());
-                    }
-                    Err(e) if req.degraded_ok => {
-                        let why = e.to_string();
-                        for what in drop_limits(&mut limits, c) {
-                            unenforced.push(Unenforced {
-                                what,
-                                why: why.clone(),
-                            });
-                        }
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        let agents_dir = h.path(levels.last().expect("at least the parent"));
-        let enabled = tokens(&agents_dir.join("cgroup.subtree_control"))?;
-        let controllers: Vec<Controller> = controllers
-            .into_iter()
-            .filter(|c| enabled.iter().any(|t| t == c.name()))
-            .collect();
-
-        let launcher = crate::gc::Launcher::current();
-        let rel = join(levels.last().expect("at least the parent"), req.id);
-        let dir = h.path(&rel);
-        fs::create_dir(&dir).map_err(io_err("create", &dir))?;
-        // Who launched it, for `synwire-run gc` after a launcher was killed (user xattrs on
-        // cgroupfs: Linux 5.7+; without them gc cannot tell and keeps a populated cgroup).
-        if let Err(e) =
-            crate::sys::setxattr(&dir, crate::gc::LAUNCHER_XATTR, launcher.tag().as_bytes())
-        {
-            tracing::debug!("cannot tag {} with its launcher: {e}", dir.display());
-        }
-        let fd = match open_dir(&dir) {
-            Ok(fd) => fd,
-            Err(e) => {
-                let _ = fs::remove_dir(&dir);
-                return Err(e);
-            }
-        };
-        let mut cg = AgentCgroup {
-            rel,
-            dir,
-            fd,
-            controllers,
-            limits_applied: Limits::default(),
-            removed: false,
-            launcher,
-            in_own_scope,
-        };
-        // From here on, drop removes the leaf on any error.
-        cg.apply_limits(&limits, req.degraded_ok, &mut unenforced)?;
-        cg.limits_applied = limits;
-        Ok((cg, unenforced))
-    }
-
-    fn apply_limits(
-        &self,
-        l: &Limits,
-        degraded_ok: bool,
-        unenforced: &mut Vec<Unenforced>,
-    ) -> Result<(), CgroupError> {
-        let mut writes: Vec<(&str, String, &str)> = Vec::new();
-        if let Some(m) = l.memory {
-            writes.push(("memory.max", m.to_cgroup(), "limits.memory"));
-            // An OOM kills the whole agent, not one random process in it.
-            writes.push(("memory.oom.group", "1".into(), "limits.memory"));
-        }
-        if let Some(m) = l.memory_high {
-            writes.push(("memory.high", m.to_cgroup(), "limits.memory_high"));
-        }
-        if let Some(m) = l.swap {
-            writes.push(("memory.swap.max", m.to_cgroup(), "limits.swap"));
-        }
-        if let Some(c) = l.cpu_max() {
-            writes.push(("cpu.max", c, "limits.cpu"));
-        }
-        if let Some(w) = l.cpu_weight {
-            writes.push(("cpu.weight", w.to_string(), "limits.cpu_weight"));
-        }
-        if let Some(p) = l.pids {
-            writes.push(("pids.max", p.to_string(), "limits.pids"));
-        }
-        for (file, value, key) in writes {
-            let path = self.dir.join(file);
-            if let Err(source) = write_file(&path, &value) {
-                let fix = match file {
-                    "memory.swap.max" if source.kind() == ErrorKind::NotFound => {
-                        "this kernel does not account swap: boot with swapaccount=1 (or a kernel with CONFIG_MEMCG_SWAP), or remove limits.swap".to_string()
-                    }
-                    _ => format!("check the value of {key}, or run with --allow-degraded"),
-                };
-                let err = CgroupError::Limit {
-                    path,
-                    value: value.clone(),
-                    source,
-                    fix,
-                };
-                if degraded_ok {
-                    unenforced.push(Unenforced {
-                        what: format!("{file} = {value}"),
-                        why: err.to_string(),
-                    });
-                } else {
-                    return Err(err);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes the agent cgroups beside this one whose launchers were killed together with their
-    /// guardians. Called once the agent runs, so that it overlaps with the agent's start instead
-    /// of delaying it.
-    pub fn remove_stale_siblings(&self) {
-        if let Some(agents) = self.dir.parent() {
-            crate::gc::remove_stale(agents, &self.launcher);
-        }
-    }
-
     /// An fd of the cgroup directory, for clone3(CLONE_INTO_CGROUP).
     pub fn dir_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
@@ -635,25 +250,6 @@ impl AgentCgroup {
 
     pub fn has(&self, c: Controller) -> bool {
         self.controllers.contains(&c)
-    }
-
-    /// Kills everything in the cgroup: cgroup.kill where the kernel has it (5.14+), else freeze,
-    /// SIGKILL every process listed, thaw, until none is left.
-    pub fn kill_all(&self) -> Result<(), CgroupError> {
-        kill_dir(&self.dir)
-    }
-
-    /// True once cgroup.events says `populated 0`.
-    pub fn is_empty(&self) -> Result<bool, CgroupError> {
-        let events = self.dir.join("cgroup.events");
-        let text = fs::read_to_string(&events).map_err(io_err("read", &events))?;
-        Ok(stats::key_value(&text, "populated") == Some(0))
-    }
-
-    /// Waits until the cgroup is empty, reaping our own children (orphans that reach us as
-    /// subreaper) between checks. Gives up after `limit`.
-    pub fn wait_empty(&self, limit: Duration) -> Result<bool, CgroupError> {
-        wait_dir_empty(&self.dir, limit, Reap::OurChildren)
     }
 
     /// memory.events, open and armed for POLLPRI; None without the memory controller.
@@ -671,168 +267,8 @@ impl AgentCgroup {
         CgroupStats::read(&self.dir, self)
     }
 
-    /// Removes the (empty) cgroup, retrying on EBUSY for a bounded time.
-    /// Leaves the (empty) cgroup for systemd to remove with our transient scope.
-    ///
-    /// When systemd stops a scope it walks the scope's cgroups, signalling every process; a
-    /// cgroup removed under that walk fails it (ENODEV reading `cgroup.procs`), and systemd
-    /// then skips the wait and SIGKILLs what is left of the scope at once — synwire-run in the
-    /// middle of its teardown, without statistics (seen as exit 137 on a `systemctl stop`).
-    /// After a stop request in our own scope the rmdir is therefore left to systemd, which
-    /// removes the whole tree when the scope ends, as soon as synwire-run exits.
-    pub fn leave_to_scope(&mut self) {
-        tracing::debug!(
-            "leaving {} to systemd, which removes it with the scope",
-            self.dir.display()
-        );
-        self.removed = true;
+    /// The agents directory it lies in.
+    pub fn agents_dir(&self) -> Option<&Path> {
+        self.dir.parent()
     }
-
-    pub fn remove(&mut self) -> Result<(), CgroupError> {
-        let mut delay = Duration::from_millis(1);
-        let start = Instant::now();
-        loop {
-            match fs::remove_dir(&self.dir) {
-                Ok(()) => {
-                    self.removed = true;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    self.removed = true;
-                    return Ok(());
-                }
-                Err(e)
-                    if e.raw_os_error() == Some(libc::EBUSY)
-                        && start.elapsed() < Duration::from_secs(5) =>
-                {
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_millis(100));
-                }
-                Err(e) => return Err(io_err("remove", &self.dir)(e)),
-            }
-        }
-    }
-}
-
-impl Drop for AgentCgroup {
-    /// The safety net for error paths: kill and remove whatever is left.
-    fn drop(&mut self) {
-        if !self.removed {
-            let _ = self.kill_all();
-            let _ = self.wait_empty(Duration::from_secs(2));
-            let _ = self.remove();
-        }
-    }
-}
-
-/// Kills everything in the cgroup at `dir` (see [`AgentCgroup::kill_all`]).
-pub fn kill_dir(dir: &Path) -> Result<(), CgroupError> {
-    let kill = dir.join("cgroup.kill");
-    match write_file(&kill, "1") {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err("write", &kill)(e)),
-    }
-    let freeze = dir.join("cgroup.freeze");
-    let frozen = write_file(&freeze, "1").is_ok();
-    let procs = dir.join("cgroup.procs");
-    for _ in 0..1000 {
-        let pids = fs::read_to_string(&procs).map_err(io_err("read", &procs))?;
-        let pids: Vec<i32> = pids
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect();
-        if pids.is_empty() {
-            break;
-        }
-        for pid in pids {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        if !frozen {
-            std::thread::yield_now();
-        }
-    }
-    if frozen {
-        let _ = write_file(&freeze, "0");
-    }
-    Ok(())
-}
-
-/// Whether a wait for a cgroup to empty reaps our own children meanwhile: our agent's cgroup
-/// holds them (orphans reach us as subreaper, and a zombie keeps it populated); another
-/// launcher's never does, and reaping there would take our running agent's exit from the
-/// supervisor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reap {
-    OurChildren,
-    Nothing,
-}
-
-/// Waits until the cgroup at `dir` is empty, up to `limit`, reaping our own children meanwhile
-/// with [`Reap::OurChildren`]. cgroup.events signals a change with POLLPRI (read through the same
-/// descriptor, see [`EventsFile`]); it is re-read at least every 100 ms, for children of ours to
-/// reap.
-pub fn wait_dir_empty(dir: &Path, limit: Duration, reap: Reap) -> Result<bool, CgroupError> {
-    let start = Instant::now();
-    let path = dir.join("cgroup.events");
-    let mut events = EventsFile::open(&path).map_err(io_err("open", &path))?;
-    loop {
-        if reap == Reap::OurChildren {
-            crate::sys::reap_any();
-        }
-        let text = events.read().map_err(io_err("read", &path))?;
-        if stats::key_value(text, "populated") == Some(0) {
-            return Ok(true);
-        }
-        let left = limit.saturating_sub(start.elapsed());
-        if left.is_zero() {
-            return Ok(false);
-        }
-        crate::sys::poll_pri(events.fd(), left.min(Duration::from_millis(100)));
-    }
-}
-
-fn open_dir(dir: &Path) -> Result<OwnedFd, CgroupError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(dir)
-        .map(OwnedFd::from)
-        .map_err(io_err("open", dir))
-}
-
-/// Clears the limits that need `c`, returning their descriptions.
-fn drop_limits(l: &mut Limits, c: Controller) -> Vec<String> {
-    let mut out = Vec::new();
-    match c {
-        Controller::Memory => {
-            if let Some(m) = l.memory.take() {
-                out.push(format!("memory limit {m} (memory.max)"));
-            }
-            if let Some(m) = l.memory_high.take() {
-                out.push(format!("memory.high {m}"));
-            }
-            if let Some(m) = l.swap.take() {
-                out.push(format!("swap limit {m} (memory.swap.max)"));
-            }
-        }
-        Controller::Cpu => {
-            if let Some(cpu) = l.cpu.take() {
-                out.push(format!("CPU limit {cpu} CPUs (cpu.max)"));
-            }
-            if let Some(w) = l.cpu_weight.take() {
-                out.push(format!("cpu.weight {w}"));
-            }
-        }
-        Controller::Pids => {
-            if let Some(p) = l.pids.take() {
-                out.push(format!("tasks limit {p} (pids.max)"));
-            }
-        }
-    }
-    out
 }

@@ -2,18 +2,14 @@
 //! user namespace, the set-up steps the child runs inside them, and the errors that name the
 //! cause and the fix. The PID-1 init for a new pid namespace is in [`crate::postfork::init`].
 
+mod kinds;
+mod obstacle;
+
 use std::ffi::CString;
 use std::io;
 
-use crate::profile::Namespaces;
-
-pub const CLONE_NEWNS: u64 = 0x0002_0000;
-pub const CLONE_NEWCGROUP: u64 = 0x0200_0000;
-pub const CLONE_NEWUTS: u64 = 0x0400_0000;
-pub const CLONE_NEWIPC: u64 = 0x0800_0000;
-pub const CLONE_NEWUSER: u64 = 0x1000_0000;
-pub const CLONE_NEWPID: u64 = 0x2000_0000;
-pub const CLONE_NEWNET: u64 = 0x4000_0000;
+pub use kinds::*;
+pub use obstacle::{create_error, preflight, userns_obstacle, UsernsObstacle};
 
 /// Everything the child needs to enter and set up its namespaces, prepared before fork.
 pub struct NsPlan {
@@ -43,22 +39,9 @@ impl NsPlan {
         if !ns.any() {
             return None;
         }
-        let mut flags = 0;
-        for (on, flag) in [
-            (ns.user, CLONE_NEWUSER),
-            (ns.pid, CLONE_NEWPID),
-            (ns.net, CLONE_NEWNET),
-            (ns.mount, CLONE_NEWNS),
-            (ns.uts, CLONE_NEWUTS),
-            (ns.ipc, CLONE_NEWIPC),
-        ] {
-            if on {
-                flags |= flag;
-            }
-        }
         let c = |s: &str| CString::new(s).expect("no NUL");
         Some(NsPlan {
-            clone_flags: flags,
+            clone_flags: ns.clone_flags(),
             user: ns.user,
             pid: ns.pid,
             mount: ns.mount,
@@ -175,92 +158,9 @@ pub enum NsError {
     Setup { step: Step, source: io::Error },
 }
 
-fn read_sysctl(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
-/// capability(7) number of CAP_SYS_ADMIN.
-const CAP_SYS_ADMIN: u32 = 21;
-
-/// True when this process has CAP_SYS_ADMIN in its own user namespace (CapEff bit 21).
-fn has_cap_sys_admin() -> bool {
-    crate::security::effective_caps() & (1 << CAP_SYS_ADMIN) != 0
-}
-
-/// Why namespaces cannot be created here, known from the sysctls and our capabilities before
-/// anything is created; None when nothing stands in the way that we can see.
-fn known_obstacle(ns: &Namespaces, privileged: bool) -> Option<String> {
-    if privileged {
-        return None;
-    }
-    if !ns.user {
-        return Some("creating namespaces needs CAP_SYS_ADMIN: add `user = true` to [namespaces] (or `--unshare user`) so they are created inside a user namespace, or run as root".into());
-    }
-    if read_sysctl("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
-        return Some("unprivileged user namespaces are disabled: `sysctl kernel.unprivileged_userns_clone=1` (and set it in /etc/sysctl.d), or run as root".into());
-    }
-    if read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1")
-    {
-        return Some("AppArmor restricts unprivileged user namespaces (Ubuntu's kernel.apparmor_restrict_unprivileged_userns=1): allow synwire-run with an AppArmor profile granting `userns,`, set the sysctl to 0, or run as root".into());
-    }
-    if read_sysctl("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
-        return Some("user namespaces are disabled (user.max_user_namespaces=0): raise that sysctl, or run as root".into());
-    }
-    None
-}
-
-/// Checks, before anything is created, that the namespaces asked for can be had here.
-pub fn preflight(ns: &Namespaces) -> Result<(), NsError> {
-    if !ns.any() {
-        return Ok(());
-    }
-    match known_obstacle(ns, has_cap_sys_admin()) {
-        Some(fix) => Err(NsError::Create {
-            names: ns.names().join(", "),
-            source: io::Error::from_raw_os_error(libc::EPERM),
-            fix,
-        }),
-        None => Ok(()),
-    }
-}
-
-/// The error for a failed clone with namespace flags, with the cause and the fix.
-pub fn create_error(ns: &Namespaces, source: io::Error) -> NsError {
-    let names = ns.names().join(", ");
-    let privileged = has_cap_sys_admin();
-    let fix = match source.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::EUSERS) => {
-            "a namespace limit is exhausted: raise the sysctl user.max_user_namespaces (or the user.max_*_namespaces of the kind named), or end processes that hold namespaces".to_string()
-        }
-        Some(libc::EPERM) | Some(libc::EACCES) => known_obstacle(ns, privileged).unwrap_or_else(|| {
-            "the kernel or a security module (seccomp, SELinux, AppArmor, a container runtime) forbids these namespaces here; run where they are allowed".into()
-        }),
-        Some(libc::EINVAL) => "this kernel does not support one of these namespaces (check its CONFIG_*_NS options)".into(),
-        _ => "check that this kernel and sandbox allow these namespaces".into(),
-    };
-    NsError::Create { names, source, fix }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn without_privilege_namespaces_need_a_user_namespace() {
-        let ns = Namespaces {
-            pid: true,
-            ..Default::default()
-        };
-        let fix = known_obstacle(&ns, false).unwrap();
-        assert!(
-            fix.contains("CAP_SYS_ADMIN") && fix.contains("user = true"),
-            "{fix}"
-        );
-        assert_eq!(known_obstacle(&ns, true), None);
-        assert!(preflight(&Namespaces::default()).is_ok());
-    }
 
     #[test]
     fn plan_flags_leave_the_cgroup_namespace_to_the_child() {

@@ -11,11 +11,8 @@ use std::os::fd::BorrowedFd;
 use rustix::process::Signal;
 
 use super::raw;
-use crate::supervise::forwarded;
+use crate::signals::{forwarded, SI_KERNEL};
 use crate::sys::SigMask;
-
-/// si_code of a signal the kernel sent (the terminal's Ctrl-C to the whole process group).
-const SI_KERNEL: i32 = 0x80;
 
 /// What the init needs, prepared before fork.
 pub(crate) struct Init<'a> {

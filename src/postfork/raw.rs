@@ -482,7 +482,7 @@ pub fn landlock_restrict_self(ruleset: RawFd) -> Result<(), i32> {
 mod tests {
     #[test]
     fn every_signal_that_is_forwarded_reaches_rustix_unchanged() {
-        for sig in (1..=64).filter(|&s| crate::supervise::forwarded(s)) {
+        for sig in (1..=64).filter(|&s| crate::signals::forwarded(s)) {
             assert_eq!(crate::sys::signal(sig).map(|s| s.as_raw()), Some(sig));
         }
         assert!(crate::sys::signal(0).is_none() && crate::sys::signal(65).is_none());

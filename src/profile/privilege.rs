@@ -1,13 +1,11 @@
-//! The least-privilege sections of a profile: `[security]`, `[env]` and `[rlimits]`, checked with
-//! errors that name the key, the value and its position. Users and groups are resolved here, from
-//! /etc/passwd and /etc/group (a static binary has no NSS), so an unknown one stops synwire-run
-//! before anything is created.
-
-use std::collections::BTreeMap;
+//! The least-privilege sections of a profile: `[security]`, `[rlimits]` and `[filesystem]`, checked
+//! with errors that name the key, the value and its position. Users and groups are resolved by
+//! [`super::users`], so that an unknown one stops synwire-run before anything is created.
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::users::id_or_name;
 use super::{parse_duration, ProfileError, Size, Source, Val};
 
 #[derive(Deserialize, Default)]
@@ -17,15 +15,6 @@ pub(super) struct RawSecurity {
     capabilities: Val,
     user: Val,
     group: Val,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawEnv {
-    clear: Val,
-    pass: Val,
-    set: Val,
-    unset: Val,
 }
 
 #[derive(Deserialize, Default)]
@@ -84,59 +73,6 @@ impl Default for Security {
             group: None,
             user_name: None,
         }
-    }
-}
-
-/// `[env]`, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvSpec {
-    pub clear: bool,
-    pub pass: Vec<String>,
-    pub set: BTreeMap<String, String>,
-    pub unset: Vec<String>,
-}
-
-impl Default for EnvSpec {
-    fn default() -> Self {
-        EnvSpec {
-            clear: false,
-            pass: ["PATH", "HOME", "LANG", "TERM"].map(String::from).to_vec(),
-            set: BTreeMap::new(),
-            unset: Vec::new(),
-        }
-    }
-}
-
-/// systemd's protocol variables, kept by `clear = true` (unless listed in `unset`): readiness
-/// notification and socket activation must reach the agent.
-pub const SYSTEMD_VARS: &[&str] = &[
-    "NOTIFY_SOCKET",
-    "LISTEN_FDS",
-    "LISTEN_FDNAMES",
-    "LISTEN_PID",
-];
-
-impl EnvSpec {
-    /// The agent's environment from the caller's.
-    pub fn apply<K, V>(&self, caller: Vec<(K, V)>) -> Vec<(K, V)>
-    where
-        K: AsRef<std::ffi::OsStr> + From<String>,
-        V: From<String>,
-    {
-        let mut env: Vec<(K, V)> = caller
-            .into_iter()
-            .filter(|(k, _)| {
-                let k = k.as_ref().to_string_lossy();
-                let passed =
-                    self.pass.iter().any(|p| *p == k) || SYSTEMD_VARS.contains(&k.as_ref());
-                (!self.clear || passed) && !self.unset.iter().any(|u| *u == k)
-            })
-            .collect();
-        for (k, v) in &self.set {
-            env.retain(|(ek, _)| ek.as_ref() != std::ffi::OsStr::new(k));
-            env.push((K::from(k.clone()), V::from(v.clone())));
-        }
-        env
     }
 }
 
@@ -233,73 +169,11 @@ pub fn capability_number(name: &str) -> Option<u32> {
         .map(|i| i as u32)
 }
 
-/// Looks `name` (or a number) up in a passwd- or group-style file: (id, primary gid if passwd).
-fn lookup(file: &str, name: &str) -> Option<(u32, Option<u32>)> {
-    let text = std::fs::read_to_string(file).ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 3 && f[0] == name)
-            .then(|| Some((f[2].parse().ok()?, f.get(3).and_then(|g| g.parse().ok()))))
-            .flatten()
-    })
-}
-
-/// The highest uid or gid: 4294967295 is (uid_t) -1, which setresuid(2) reads as "unchanged".
-const ID_MAX: u32 = u32::MAX - 1;
-
-fn id_or_name(
+pub(super) fn strings(
     src: &Source,
     v: &Spanned<toml::Value>,
     key: &str,
-    file: &str,
-) -> Result<(u32, Option<u32>), ProfileError> {
-    let out_of_range = || src.bad(v, key, format!("out of range: ids go from 0 to {ID_MAX}"));
-    match v.get_ref() {
-        toml::Value::Integer(i) if (0..=ID_MAX as i64).contains(i) => {
-            let id = *i as u32;
-            let primary = if file == "/etc/passwd" {
-                std::fs::read_to_string(file).ok().and_then(|t| {
-                    t.lines().find_map(|l| {
-                        let f: Vec<&str> = l.split(':').collect();
-                        (f.len() >= 4 && f[2] == id.to_string())
-                            .then(|| f[3].parse().ok())
-                            .flatten()
-                    })
-                })
-            } else {
-                None
-            };
-            Ok((id, primary))
-        }
-        toml::Value::String(s) => {
-            if let Ok(id) = s.parse::<u32>() {
-                return if id <= ID_MAX {
-                    Ok((id, None))
-                } else {
-                    Err(out_of_range())
-                };
-            }
-            lookup(file, s).ok_or_else(|| {
-                src.bad(
-                    v,
-                    key,
-                    format!(
-                        "no such {} in {file}; give an existing name or a number",
-                        if file == "/etc/passwd" {
-                            "user"
-                        } else {
-                            "group"
-                        }
-                    ),
-                )
-            })
-        }
-        toml::Value::Integer(_) => Err(out_of_range()),
-        _ => Err(src.bad(v, key, "expected a name or a number".into())),
-    }
-}
-
-fn strings(src: &Source, v: &Spanned<toml::Value>, key: &str) -> Result<Vec<String>, ProfileError> {
+) -> Result<Vec<String>, ProfileError> {
     let bad = || src.bad(v, key, "expected a list of strings".into());
     v.get_ref()
         .as_array()
@@ -351,39 +225,6 @@ pub(super) fn security(src: &Source, raw: &RawSecurity) -> Result<Security, Prof
         s.group = Some(primary.unwrap_or(uid));
     }
     Ok(s)
-}
-
-pub(super) fn env(src: &Source, raw: &RawEnv) -> Result<EnvSpec, ProfileError> {
-    let mut e = EnvSpec::default();
-    if let Some(v) = &raw.clear {
-        e.clear = src.boolean(v, "env.clear")?;
-    }
-    if let Some(v) = &raw.pass {
-        e.pass = strings(src, v, "env.pass")?;
-    }
-    if let Some(v) = &raw.unset {
-        e.unset = strings(src, v, "env.unset")?;
-    }
-    if let Some(v) = &raw.set {
-        let table = v
-            .get_ref()
-            .as_table()
-            .ok_or_else(|| src.bad(v, "env.set", "expected a table of NAME = \"value\"".into()))?;
-        for (k, val) in table {
-            let val = val.as_str().ok_or_else(|| {
-                src.bad(v, &format!("env.set.{k}"), "expected a string value".into())
-            })?;
-            if k.is_empty() || k.contains('=') || k.contains('\0') || val.contains('\0') {
-                return Err(src.bad(
-                    v,
-                    &format!("env.set.{k}"),
-                    "a variable name cannot be empty or hold `=`; neither may hold a NUL".into(),
-                ));
-            }
-            e.set.insert(k.clone(), val.to_string());
-        }
-    }
-    Ok(e)
 }
 
 pub(super) fn filesystem(
@@ -481,78 +322,11 @@ mod tests {
     }
 
     #[test]
-    fn the_id_that_means_unchanged_is_refused_however_it_is_written() {
-        // "4294967295" was taken as a uid, and rendered as an integer that was refused (the fuzz
-        // target's round trip reports it).
-        for text in [
-            "[security]\nuser = \"4294967295\"\n",
-            "[security]\nuser = 4294967295\n",
-            "[security]\ngroup = \"4294967295\"\n",
-            "[security]\nuser = -1\n",
-        ] {
-            let e = super::super::parse("t", "t.toml", text)
-                .unwrap_err()
-                .to_string();
-            assert!(
-                e.contains("out of range: ids go from 0 to 4294967294"),
-                "{text}: {e}"
-            );
-        }
-        let p = super::super::parse("t", "t.toml", "[security]\nuser = \"4294967294\"\n").unwrap();
-        assert_eq!(
-            (p.security.user, p.security.group),
-            (Some(ID_MAX), Some(ID_MAX))
-        );
-    }
-
-    #[test]
     fn an_rlimit_cpu_of_zero_is_one_second_however_it_is_written() {
         // Found by fuzz/run: `cpu = 0` kept 0, rendered as "0s", which reads back as 1 s.
         for text in ["[rlimits]\ncpu = 0\n", "[rlimits]\ncpu = \"0s\"\n"] {
             let p = super::super::parse("t", "t.toml", text).unwrap();
             assert_eq!(p.rlimits.limits, [(Rlimit::Cpu, 1)], "{text}");
         }
-    }
-
-    #[test]
-    fn env_clear_pass_set_unset() {
-        let spec = EnvSpec {
-            clear: true,
-            set: [("MODE".to_string(), "sandbox".to_string())].into(),
-            ..Default::default()
-        };
-        let caller: Vec<(String, String)> = vec![
-            ("PATH".into(), "/bin".into()),
-            ("SECRET".into(), "x".into()),
-            ("TERM".into(), "xterm".into()),
-        ];
-        let out = spec.apply(caller.clone());
-        assert_eq!(
-            out,
-            [("PATH", "/bin"), ("TERM", "xterm"), ("MODE", "sandbox")]
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-        );
-        let spec = EnvSpec {
-            unset: vec!["SECRET".into()],
-            ..Default::default()
-        };
-        let out = spec.apply(caller);
-        assert!(out.iter().all(|(k, _)| k != "SECRET") && out.len() == 2);
-        // systemd's protocol variables survive clear = true, unless unset.
-        let spec = EnvSpec {
-            clear: true,
-            ..Default::default()
-        };
-        let caller: Vec<(String, String)> = vec![
-            ("NOTIFY_SOCKET".into(), "/run/systemd/notify".into()),
-            ("LISTEN_FDS".into(), "1".into()),
-        ];
-        assert_eq!(spec.apply(caller.clone()).len(), 2);
-        let spec = EnvSpec {
-            clear: true,
-            unset: vec!["NOTIFY_SOCKET".into()],
-            ..Default::default()
-        };
-        assert_eq!(spec.apply(caller).len(), 1);
     }
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
-use super::privilege::{Enforce, Rlimit};
-use super::{signal_name, Profile, Size};
+use super::env::EnvSpec;
+use super::privilege::{Enforce, Filesystem, Rlimit, Rlimits, Security};
+use super::{signal_name, Limits, Namespaces, Profile, Size, Stop};
 
 fn size(s: Size) -> Value {
     match s {
@@ -100,125 +101,140 @@ impl Profile {
         if let Some(d) = &self.description {
             root.insert("description".into(), Value::String(d.clone()));
         }
-        let l = &self.limits;
-        let mut limits = Table::new();
-        let put = |t: &mut Table, k: &str, v: Option<Value>| {
-            if let Some(v) = v {
-                t.insert(k.into(), v);
-            }
-        };
-        put(&mut limits, "memory", l.memory.map(size));
-        put(&mut limits, "memory_high", l.memory_high.map(size));
-        put(&mut limits, "swap", l.swap.map(size));
-        put(&mut limits, "cpu", l.cpu.map(Value::Float));
-        put(
-            &mut limits,
-            "cpu_weight",
-            l.cpu_weight.map(|w| Value::Integer(w.into())),
-        );
-        put(
-            &mut limits,
-            "pids",
-            l.pids.map(|p| Value::Integer(p as i64)),
-        );
-        put(&mut limits, "timeout", l.timeout.map(duration));
-        limits.insert(
-            "oom_policy".into(),
-            Value::String(l.oom_policy.name().into()),
-        );
-        root.insert("limits".into(), Value::Table(limits));
+        let sections = [
+            ("limits", limits(&self.limits)),
+            ("stop", stop(&self.stop)),
+            ("cgroup", self.cgroup_table()),
+            ("namespaces", namespaces(&self.namespaces)),
+            ("security", security(&self.security)),
+            ("env", env(&self.env)),
+            ("rlimits", rlimits(&self.rlimits)),
+        ];
+        for (name, t) in sections {
+            root.insert(name.into(), Value::Table(t));
+        }
+        if let Some(fs) = &self.filesystem {
+            root.insert("filesystem".into(), Value::Table(filesystem(fs)));
+        }
+        root
+    }
 
-        let mut stop = Table::new();
-        stop.insert(
-            "signal".into(),
-            Value::String(signal_name(self.stop.signal)),
-        );
-        stop.insert("grace".into(), duration(self.stop.grace));
-        root.insert("stop".into(), Value::Table(stop));
-
+    fn cgroup_table(&self) -> Table {
         let mut cgroup = Table::new();
         cgroup.insert("required".into(), Value::Boolean(self.cgroup_required));
         cgroup.insert(
             "manager".into(),
             Value::String(self.cgroup_manager.name().into()),
         );
-        root.insert("cgroup".into(), Value::Table(cgroup));
-
-        let n = &self.namespaces;
-        let mut ns = Table::new();
-        for (k, v) in [
-            ("user", n.user),
-            ("pid", n.pid),
-            ("net", n.net),
-            ("mount", n.mount),
-            ("uts", n.uts),
-            ("ipc", n.ipc),
-            ("cgroup", n.cgroup),
-        ] {
-            ns.insert(k.into(), Value::Boolean(v));
-        }
-        ns.insert("hostname".into(), Value::String(n.hostname.clone()));
-        root.insert("namespaces".into(), Value::Table(ns));
-
-        let s = &self.security;
-        let mut sec = Table::new();
-        sec.insert(
-            "no_new_privileges".into(),
-            Value::Boolean(s.no_new_privileges),
-        );
-        if let Some(mask) = s.capabilities {
-            let names = super::privilege::CAPABILITIES
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| mask & (1 << i) != 0)
-                .map(|(_, n)| Value::String(n.to_string()))
-                .collect();
-            sec.insert("capabilities".into(), Value::Array(names));
-        }
-        put(&mut sec, "user", s.user.map(|u| Value::Integer(u.into())));
-        put(&mut sec, "group", s.group.map(|g| Value::Integer(g.into())));
-        root.insert("security".into(), Value::Table(sec));
-
-        let e = &self.env;
-        let mut env = Table::new();
-        env.insert("clear".into(), Value::Boolean(e.clear));
-        env.insert("pass".into(), strings(&e.pass));
-        let set: Table = e
-            .set
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        env.insert("set".into(), Value::Table(set));
-        env.insert("unset".into(), strings(&e.unset));
-        root.insert("env".into(), Value::Table(env));
-
-        let mut rl = Table::new();
-        for &(which, v) in &self.rlimits.limits {
-            let value = match which {
-                Rlimit::Cpu => Value::String(format!("{v}s")),
-                Rlimit::Fsize | Rlimit::Core if v == libc::RLIM_INFINITY => {
-                    Value::String("max".into())
-                }
-                Rlimit::Fsize | Rlimit::Core => size(Size::Bytes(v)),
-                _ => Value::Integer(v as i64),
-            };
-            rl.insert(which.key().trim_start_matches("rlimits.").into(), value);
-        }
-        root.insert("rlimits".into(), Value::Table(rl));
-
-        if let Some(fs) = &self.filesystem {
-            let mut t = Table::new();
-            let enforce = match fs.enforce {
-                Enforce::BestEffort => "best_effort",
-                Enforce::Required => "required",
-            };
-            t.insert("enforce".into(), Value::String(enforce.into()));
-            t.insert("read".into(), strings(&fs.read));
-            t.insert("write".into(), strings(&fs.write));
-            root.insert("filesystem".into(), Value::Table(t));
-        }
-        root
+        cgroup
     }
+}
+
+/// Inserts `k` = `v` where there is a value.
+fn put(t: &mut Table, k: &str, v: Option<Value>) {
+    if let Some(v) = v {
+        t.insert(k.into(), v);
+    }
+}
+
+fn limits(l: &Limits) -> Table {
+    let mut limits = Table::new();
+    put(&mut limits, "memory", l.memory.map(size));
+    put(&mut limits, "memory_high", l.memory_high.map(size));
+    put(&mut limits, "swap", l.swap.map(size));
+    put(&mut limits, "cpu", l.cpu.map(Value::Float));
+    put(
+        &mut limits,
+        "cpu_weight",
+        l.cpu_weight.map(|w| Value::Integer(w.into())),
+    );
+    put(
+        &mut limits,
+        "pids",
+        l.pids.map(|p| Value::Integer(p as i64)),
+    );
+    put(&mut limits, "timeout", l.timeout.map(duration));
+    limits.insert(
+        "oom_policy".into(),
+        Value::String(l.oom_policy.name().into()),
+    );
+    limits
+}
+
+fn stop(s: &Stop) -> Table {
+    let mut stop = Table::new();
+    stop.insert("signal".into(), Value::String(signal_name(s.signal)));
+    stop.insert("grace".into(), duration(s.grace));
+    stop
+}
+
+fn namespaces(n: &Namespaces) -> Table {
+    let mut ns = Table::new();
+    for k in &crate::ns::KINDS {
+        ns.insert(k.name.into(), Value::Boolean(k.in_set(n)));
+    }
+    ns.insert("hostname".into(), Value::String(n.hostname.clone()));
+    ns
+}
+
+fn security(s: &Security) -> Table {
+    let mut sec = Table::new();
+    sec.insert(
+        "no_new_privileges".into(),
+        Value::Boolean(s.no_new_privileges),
+    );
+    if let Some(mask) = s.capabilities {
+        let names = super::privilege::CAPABILITIES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, n)| Value::String(n.to_string()))
+            .collect();
+        sec.insert("capabilities".into(), Value::Array(names));
+    }
+    put(&mut sec, "user", s.user.map(|u| Value::Integer(u.into())));
+    put(&mut sec, "group", s.group.map(|g| Value::Integer(g.into())));
+    sec
+}
+
+fn env(e: &EnvSpec) -> Table {
+    let mut env = Table::new();
+    env.insert("clear".into(), Value::Boolean(e.clear));
+    env.insert("pass".into(), strings(&e.pass));
+    let set: Table = e
+        .set
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    env.insert("set".into(), Value::Table(set));
+    env.insert("unset".into(), strings(&e.unset));
+    env
+}
+
+fn rlimits(r: &Rlimits) -> Table {
+    let mut rl = Table::new();
+    for &(which, v) in &r.limits {
+        let value = match which {
+            Rlimit::Cpu => Value::String(format!("{v}s")),
+            Rlimit::Fsize | Rlimit::Core if v == libc::RLIM_INFINITY => Value::String("max".into()),
+            Rlimit::Fsize | Rlimit::Core => size(Size::Bytes(v)),
+            _ => Value::Integer(v as i64),
+        };
+        rl.insert(which.key().trim_start_matches("rlimits.").into(), value);
+    }
+    rl
+}
+
+fn filesystem(fs: &Filesystem) -> Table {
+    let mut t = Table::new();
+    let enforce = match fs.enforce {
+        Enforce::BestEffort => "best_effort",
+        Enforce::Required => "required",
+    };
+    t.insert("enforce".into(), Value::String(enforce.into()));
+    t.insert("read".into(), strings(&fs.read));
+    t.insert("write".into(), strings(&fs.write));
+    t
 }
 
 #[cfg(test)]

@@ -1,3 +1,6 @@
+//! The profile's tests: every built-in, every key with its checks and messages, the overrides.
+//! One file above 400 lines because it is only tests, each a sentence about the format.
+
 use super::*;
 
 fn err(text: &str) -> String {
@@ -57,10 +60,7 @@ manager = "cgroupfs"
     assert_eq!(p.limits.timeout, Some(Duration::from_secs(1800)));
     assert_eq!(p.stop.signal, libc::SIGTERM);
     assert_eq!(p.stop.grace, Duration::from_secs(10));
-    assert_eq!(
-        p.cgroup_manager,
-        crate::cgroup::delegate::ManagerMode::Cgroupfs
-    );
+    assert_eq!(p.cgroup_manager, ManagerMode::Cgroupfs);
 }
 
 #[test]
@@ -406,4 +406,14 @@ fn oom_policy_is_kill_unless_continue_is_asked_for() {
     let text = p.to_toml();
     assert!(text.contains("oom_policy = \"continue\""), "{text}");
     assert_eq!(parse("small", "rendered", &text).unwrap(), p);
+}
+
+#[test]
+fn every_namespace_of_the_table_is_a_key_of_its_own_in_the_namespaces_section() {
+    for name in NAMESPACE_NAMES {
+        let p = parse("t", "/p/t.toml", &format!("[namespaces]\n{name} = true\n")).unwrap();
+        assert_eq!(p.namespaces.names(), [name]);
+        let e = err(&format!("[namespaces]\n{name} = 1\n"));
+        assert!(e.contains(&format!("`namespaces.{name}`")), "{e}");
+    }
 }

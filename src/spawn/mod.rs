@@ -8,11 +8,11 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 
 use crate::cgroup::{AgentCgroup, CgroupError};
+use crate::ns::Namespaces;
 use crate::ns::{self, NsError, NsPlan, Step};
 use crate::plan::{exec_errno, ExecFailure, ExecPlan};
 use crate::postfork::child::ChildCtx;
 use crate::postfork::{fork, raw};
-use crate::profile::Namespaces;
 use crate::security::SecPlan;
 use crate::sys;
 
@@ -247,7 +247,9 @@ fn read_record(r: &mut std::fs::File) -> Option<(Step, i32)> {
 
 fn clone_error(s: &Spawn, call: &'static str, source: io::Error) -> SpawnError {
     match s.ns {
-        Some((_, names)) => ns::create_error(names, source).into(),
+        Some((_, names)) => {
+            ns::create_error(names, source, crate::security::has_cap_sys_admin()).into()
+        }
         None => SpawnError::Fork { call, source },
     }
 }

@@ -44,6 +44,14 @@ impl Manager {
             Manager::User(_) => "systemctl --user",
         }
     }
+
+    /// The manager in words, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Manager::System => "the system manager (PID 1)",
+            Manager::User(_) => "your user manager",
+        }
+    }
 }
 
 /// One place to reach a manager.
@@ -199,21 +207,7 @@ fn start_on(c: &mut Conn, req: &ScopeRequest) -> Result<String, DbusError> {
             Value::Str("inactive-or-failed".into()),
         ),
     ];
-    let mut waits = Vec::new();
-    if c.via_daemon {
-        // The daemon passes on only the signals we match; the manager emits JobRemoved on a bus
-        // only while someone is subscribed. A private socket gets every signal unasked.
-        waits.push(c.send(&Call {
-            destination: Some(dbus::DBUS),
-            path: "/org/freedesktop/DBus",
-            interface: dbus::DBUS,
-            member: "AddMatch",
-            args: vec![Arg::Val(Value::Str(format!(
-                "type='signal',sender='{SYSTEMD}',path='{SYSTEMD_PATH}',interface='{MANAGER}',member='JobRemoved'"
-            )))],
-        })?);
-        waits.push(c.send(&manager_call("Subscribe", vec![]))?);
-    }
+    let waits = subscribe(c)?;
     let start = c.send(&manager_call(
         "StartTransientUnit",
         vec![
@@ -238,6 +232,36 @@ fn start_on(c: &mut Conn, req: &ScopeRequest) -> Result<String, DbusError> {
             message: "the reply holds no job path".into(),
         })?
         .to_string();
+    wait_job(c, job, req.unit, t0)
+}
+
+/// On a bus daemon: asks for the manager's JobRemoved signals. The daemon passes on only the
+/// signals we match; the manager emits JobRemoved on a bus only while someone is subscribed. A
+/// private socket gets every signal unasked. Returns the calls whose replies are to be read.
+fn subscribe(c: &mut Conn) -> Result<Vec<u32>, DbusError> {
+    let mut waits = Vec::new();
+    if c.via_daemon {
+        waits.push(c.send(&Call {
+            destination: Some(dbus::DBUS),
+            path: "/org/freedesktop/DBus",
+            interface: dbus::DBUS,
+            member: "AddMatch",
+            args: vec![Arg::Val(Value::Str(format!(
+                "type='signal',sender='{SYSTEMD}',path='{SYSTEMD_PATH}',interface='{MANAGER}',member='JobRemoved'"
+            )))],
+        })?);
+        waits.push(c.send(&manager_call("Subscribe", vec![]))?);
+    }
+    Ok(waits)
+}
+
+/// Waits for the JobRemoved of `job`, the start job of `unit`: Ok once it is done.
+fn wait_job(
+    c: &mut Conn,
+    job: String,
+    unit: &str,
+    t0: std::time::Instant,
+) -> Result<String, DbusError> {
     loop {
         let s = c.next_signal()?;
         if !s.is_signal(MANAGER, "JobRemoved") {
@@ -250,8 +274,8 @@ fn start_on(c: &mut Conn, req: &ScopeRequest) -> Result<String, DbusError> {
                     Ok(job)
                 } else {
                     Err(DbusError::Call {
-                        name: format!("the start job of {}", req.unit),
-                        message: format!("ended `{result}` (see `journalctl -b -u {}`)", req.unit),
+                        name: format!("the start job of {unit}"),
+                        message: format!("ended `{result}` (see `journalctl -b -u {unit}`)"),
                     })
                 };
             }
