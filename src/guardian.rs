@@ -28,6 +28,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::cgroup::AgentCgroup;
+use crate::postfork::guard::Watch;
 use crate::postfork::{fork, raw};
 use crate::sys;
 
@@ -40,7 +41,7 @@ pub struct Guardian {
 }
 
 /// Everything the guardian uses, prepared before fork.
-pub(crate) struct Prepared<'a> {
+struct Prepared<'a> {
     /// A pidfd of synwire-run: readable once it has exited.
     pub launcher: OwnedFd,
     /// The agent cgroup's directory.
@@ -61,7 +62,7 @@ pub fn start(cg: &AgentCgroup) -> Option<Guardian> {
             return None;
         }
     };
-    let pid = match fork::guardian(&prepared) {
+    let pid = match fork::guardian(&prepared.watch()) {
         Ok(pid) => pid,
         Err(e) => {
             tracing::debug!("no guardian for {}: fork: {e}", cg.dir.display());
@@ -95,6 +96,18 @@ fn prepare(cg: &AgentCgroup) -> std::io::Result<Prepared<'_>> {
         parent: sys::open_path(&parent)?,
         name,
     })
+}
+
+impl Prepared<'_> {
+    /// The post-fork view of it.
+    fn watch(&self) -> Watch<'_> {
+        Watch {
+            launcher: self.launcher.as_fd(),
+            cgroup: self.cgroup,
+            parent: self.parent.as_fd(),
+            name: &self.name,
+        }
+    }
 }
 
 impl Guardian {

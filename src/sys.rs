@@ -1,6 +1,6 @@
 //! The thin unsafe layer: every system call synwire-run makes that nix does not wrap safely,
 //! through rustix where it has a safe wrapper. Each function is one call (man page named), each
-//! unsafe block says why it is sound. What runs after fork is in [`crate::postfork`].
+//! unsafe block says why it is sound. What runs after fork is in the `postfork` module, which builds on this one.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString};
@@ -539,7 +539,8 @@ pub fn clone3_into_cgroup_errno() -> io::Result<i32> {
         )
     };
     match ret {
-        0 => crate::postfork::raw::exit(0),
+        // SAFETY: _exit(2) ends this (child) process at once, running nothing of ours.
+        0 => unsafe { libc::_exit(0) },
         pid if pid > 0 => {
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
             Ok(0)

@@ -8,7 +8,6 @@ use std::os::fd::{OwnedFd, RawFd};
 
 use super::child::{self, ChildCtx};
 use super::guard;
-use crate::guardian::Prepared;
 use crate::sys::{self, Forked};
 
 /// Starts the agent with clone3 (CLONE_PIDFD, plus CLONE_INTO_CGROUP when `cgroup` is given, and
@@ -36,7 +35,7 @@ pub(crate) fn agent_fork(ns_flags: u64, ctx: &ChildCtx) -> io::Result<i32> {
 }
 
 /// Starts the guardian: its PID.
-pub(crate) fn guardian(p: &Prepared) -> io::Result<i32> {
+pub(crate) fn guardian(p: &guard::Watch) -> io::Result<i32> {
     // SAFETY: the child only runs guard::guard, which makes async-signal-safe calls and never
     // returns; synwire-run starts no threads.
     match unsafe { sys::fork(0) }? {

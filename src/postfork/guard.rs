@@ -9,13 +9,25 @@ use rustix::event::PollFlags;
 use rustix::fs::OFlags;
 
 use super::raw;
-use crate::guardian::Prepared;
+
+/// What the guardian watches and acts on, borrowed from what `crate::guardian` prepared before
+/// fork.
+pub(crate) struct Watch<'a> {
+    /// A pidfd of synwire-run: readable once it has exited.
+    pub launcher: BorrowedFd<'a>,
+    /// The agent cgroup's directory.
+    pub cgroup: BorrowedFd<'a>,
+    /// Its parent (the agents directory), O_PATH, for the rmdir.
+    pub parent: BorrowedFd<'a>,
+    /// The agent cgroup's name in the parent.
+    pub name: &'a CStr,
+}
 
 /// How long the guardian waits for the killed cgroup to empty.
 const EMPTY_WAIT_MS: u64 = 10_000;
 
 /// The guardian's whole life, after fork.
-pub(super) fn guard(p: &Prepared) -> ! {
+pub(super) fn guard(p: &Watch) -> ! {
     raw::block_all_signals();
     raw::set_name(c"synwire-guard");
     let launcher = p.launcher.as_fd();
@@ -36,7 +48,7 @@ pub(super) fn guard(p: &Prepared) -> ! {
     kill_all(p.cgroup);
     wait_empty(p.cgroup, EMPTY_WAIT_MS);
     for _ in 0..100 {
-        match raw::rmdirat(p.parent.as_fd(), &p.name) {
+        match raw::rmdirat(p.parent.as_fd(), p.name) {
             Err(libc::EBUSY) => raw::sleep_ms(10),
             _ => break,
         }
@@ -170,7 +182,7 @@ mod tests {
     use nix::sys::wait::{waitpid, WaitStatus};
     use nix::unistd::Pid;
 
-    use crate::guardian::Prepared;
+    use super::Watch;
     use crate::postfork::fork;
     use crate::sys;
 
@@ -183,13 +195,16 @@ mod tests {
     fn guard_until_launcher_dies(agent: &Path, launcher: &mut Child, before: impl FnOnce()) -> i32 {
         let dir = OwnedFd::from(std::fs::File::open(agent).unwrap());
         let parent = CString::new(agent.parent().unwrap().as_os_str().as_bytes()).unwrap();
-        let prepared = Prepared {
-            launcher: sys::pidfd_open(launcher.id() as i32).unwrap(),
+        let launcher_fd = sys::pidfd_open(launcher.id() as i32).unwrap();
+        let parent_fd = sys::open_path(&parent).unwrap();
+        let name = CString::new(agent.file_name().unwrap().as_bytes()).unwrap();
+        let watch = Watch {
+            launcher: launcher_fd.as_fd(),
             cgroup: dir.as_fd(),
-            parent: sys::open_path(&parent).unwrap(),
-            name: CString::new(agent.file_name().unwrap().as_bytes()).unwrap(),
+            parent: parent_fd.as_fd(),
+            name: &name,
         };
-        let guardian = fork::guardian(&prepared).unwrap();
+        let guardian = fork::guardian(&watch).unwrap();
         // The guardian acts only once the launcher is gone.
         before();
         launcher.kill().unwrap();
