@@ -49,7 +49,7 @@ pub enum Verdict {
 
 /// The PID's start time and state, from /proc/PID/stat (fields 22 and 3).
 pub fn proc_info(pid: u32) -> Option<ProcInfo> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = crate::sys::read_file(format!("/proc/{pid}/stat")).ok()?;
     parse_stat(&stat)
 }
 
@@ -69,7 +69,7 @@ pub fn start_time(pid: u32) -> Option<u64> {
 
 /// This boot's id.
 fn boot_id() -> Option<String> {
-    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = crate::sys::read_file("/proc/sys/kernel/random/boot_id").ok()?;
     let id = id.trim();
     (!id.is_empty() && !id.contains(':')).then(|| id.to_string())
 }
@@ -213,7 +213,7 @@ fn find_agents_dirs(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
 }
 
 fn populated(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("cgroup.events"))
+    crate::sys::read_file(dir.join("cgroup.events"))
         .map(|t| crate::cgroup::stats::key_value(&t, "populated") != Some(0))
         .unwrap_or(true)
 }

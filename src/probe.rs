@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 /// The value of the sysctl at `path` (under /proc/sys), trimmed; None where it does not exist.
 pub fn sysctl(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
+    crate::sys::read_file(path)
         .ok()
         .map(|s| s.trim().to_string())
 }

@@ -47,7 +47,7 @@ pub enum SecurityError {
 
 /// The highest capability this kernel knows.
 fn cap_last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+    crate::sys::read_file("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40)

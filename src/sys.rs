@@ -552,7 +552,7 @@ pub fn clone3_into_cgroup_errno() -> io::Result<i32> {
 /// Reads a small kernel file (procfs, cgroupfs) whole: one open(2) and, for anything under a
 /// page, two read(2)s into a page-sized buffer. `std::fs::read_to_string` stats the file
 /// first and then reads these files (which report size 0) in 32-byte steps that double.
-pub fn read_file(path: &std::path::Path) -> io::Result<String> {
+pub fn read_file(path: impl AsRef<std::path::Path>) -> io::Result<String> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     let mut buf = vec![0u8; 4096];

@@ -130,7 +130,7 @@ impl Hierarchy {
     /// Reads /proc/self/mountinfo and /proc/self/cgroup.
     pub fn discover() -> Result<Hierarchy, CgroupError> {
         let read = |p: &str| {
-            fs::read_to_string(p).map_err(|source| CgroupError::Proc {
+            crate::sys::read_file(p).map_err(|source| CgroupError::Proc {
                 path: p.into(),
                 source,
             })
@@ -217,7 +217,7 @@ impl std::os::fd::AsFd for AgentCgroup {
 }
 
 fn tokens(path: &Path) -> Result<Vec<String>, CgroupError> {
-    let text = fs::read_to_string(path).map_err(io_err("read", path))?;
+    let text = crate::sys::read_file(path).map_err(io_err("read", path))?;
     Ok(text.split_whitespace().map(str::to_string).collect())
 }
 

@@ -4,7 +4,6 @@
 //! the cgroups that make up the place and what must move out of the way first ([`Layout`]). Only a
 //! run starts the scope (`resolve`).
 
-use std::fs;
 use std::time::Instant;
 
 use super::delegate::{self, Placement, Step};
@@ -122,7 +121,7 @@ fn start_scope(h: &Hierarchy, req: &Request, placement: &Placement) -> Result<St
             tried: tried.to_string(),
         });
     }
-    let text = fs::read_to_string("/proc/self/cgroup").map_err(|source| CgroupError::Proc {
+    let text = crate::sys::read_file("/proc/self/cgroup").map_err(|source| CgroupError::Proc {
         path: "/proc/self/cgroup".into(),
         source,
     })?;

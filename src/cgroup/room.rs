@@ -5,7 +5,6 @@
 //! others beside it (the shell of a start script that ran synwire-run without `exec`, the
 //! orchestrator or init of a container), as docker-in-docker entrypoints do with `init`.
 
-use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
 
@@ -25,14 +24,14 @@ pub fn is_namespace_root(mount: &Path) -> bool {
 }
 
 fn comm(pid: i32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/comm"))
+    crate::sys::read_file(format!("/proc/{pid}/comm"))
         .map(|c| c.trim_end().to_string())
         .unwrap_or_else(|_| "?".into())
 }
 
 fn procs(dir: &Path) -> Result<Vec<i32>, CgroupError> {
     let path = dir.join("cgroup.procs");
-    let text = fs::read_to_string(&path).map_err(io_err("read", &path))?;
+    let text = crate::sys::read_file(&path).map_err(io_err("read", &path))?;
     Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
 }
 
@@ -88,7 +87,7 @@ pub fn clear(dir: &Path, leaf: &str) -> Result<Vec<String>, CgroupError> {
 
 /// A process the kernel is ending (a zombie, or past exit): nothing to move.
 fn is_dying(pid: i32) -> bool {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(stat) = crate::sys::read_file(format!("/proc/{pid}/stat")) else {
         return true;
     };
     stat.rfind(')')

@@ -71,13 +71,13 @@ pub fn key_value(text: &str, key: &str) -> Option<u64> {
 }
 
 fn read_single(path: &Path) -> Option<u64> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
+    crate::sys::read_file(path).ok()?.trim().parse().ok()
 }
 
 impl CgroupStats {
     pub(super) fn read(dir: &Path, cg: &AgentCgroup) -> CgroupStats {
         let mut s = CgroupStats::default();
-        if let Ok(cpu) = fs::read_to_string(dir.join("cpu.stat")) {
+        if let Ok(cpu) = crate::sys::read_file(dir.join("cpu.stat")) {
             s.cpu_usage_us = key_value(&cpu, "usage_usec");
             s.cpu_user_us = key_value(&cpu, "user_usec");
             s.cpu_system_us = key_value(&cpu, "system_usec");
@@ -88,13 +88,13 @@ impl CgroupStats {
         }
         if cg.has(Controller::Memory) {
             s.memory_peak_bytes = read_single(&dir.join("memory.peak"));
-            s.oom_kills = fs::read_to_string(dir.join("memory.events"))
+            s.oom_kills = crate::sys::read_file(dir.join("memory.events"))
                 .ok()
                 .and_then(|t| key_value(&t, "oom_kill"));
         }
         if cg.has(Controller::Pids) {
             s.pids_peak = read_single(&dir.join("pids.peak"));
-            s.pids_limit_hits = fs::read_to_string(dir.join("pids.events"))
+            s.pids_limit_hits = crate::sys::read_file(dir.join("pids.events"))
                 .ok()
                 .and_then(|t| key_value(&t, "max"));
         }

@@ -64,7 +64,7 @@ impl AgentCgroup {
     /// True once cgroup.events says `populated 0`.
     pub fn is_empty(&self) -> Result<bool, CgroupError> {
         let events = self.dir.join("cgroup.events");
-        let text = fs::read_to_string(&events).map_err(io_err("read", &events))?;
+        let text = crate::sys::read_file(&events).map_err(io_err("read", &events))?;
         Ok(stats::key_value(&text, "populated") == Some(0))
     }
 
@@ -131,7 +131,7 @@ impl Drop for AgentCgroup {
 /// How many processes the cgroup at `dir` holds (the lines of its cgroup.procs); None when it
 /// cannot be read.
 pub fn count_procs(dir: &Path) -> Option<usize> {
-    fs::read_to_string(dir.join("cgroup.procs"))
+    crate::sys::read_file(dir.join("cgroup.procs"))
         .map(|t| t.lines().count())
         .ok()
 }
@@ -148,7 +148,7 @@ pub fn kill_dir(dir: &Path) -> Result<(), CgroupError> {
     let frozen = write_file(&freeze, "1").is_ok();
     let procs = dir.join("cgroup.procs");
     for _ in 0..1000 {
-        let pids = fs::read_to_string(&procs).map_err(io_err("read", &procs))?;
+        let pids = crate::sys::read_file(&procs).map_err(io_err("read", &procs))?;
         let pids: Vec<i32> = pids
             .split_whitespace()
             .filter_map(|p| p.parse().ok())
