@@ -1,6 +1,8 @@
 //! The thin unsafe layer: every system call synwire-run makes that nix does not wrap safely,
 //! through rustix where it has a safe wrapper. Each function is one call (man page named), each
-//! unsafe block says why it is sound. What runs after fork is in the `postfork` module, which builds on this one.
+//! unsafe block says why it is sound. What runs after fork is in the `postfork` module, which
+//! builds on this one. Longer than 400 lines because it is the one place, with postfork's raw
+//! layer, where the crate allows `unsafe`: its calls stay together so they can be audited at once.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString};

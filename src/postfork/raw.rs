@@ -9,6 +9,9 @@
 //! buffer, on the heap when it is long. No rustix call here needs the auxiliary vector (the vDSO's
 //! clock_gettime would: rustix may read /proc/self/auxv into a Vec the first time), hence libc's
 //! clock_gettime in [`monotonic_ms`].
+//!
+//! Longer than 400 lines because every call the post-fork code makes is here, one small function
+//! each, so that the lints and the SAFETY comments can be read in one place.
 #![allow(unsafe_code)]
 
 use std::ffi::CStr;

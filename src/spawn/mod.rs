@@ -5,7 +5,7 @@
 //! to execve, is [`crate::postfork::child`].
 
 use std::io::{self, Read};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::cgroup::{AgentCgroup, CgroupError};
 use crate::ns::Namespaces;
@@ -124,7 +124,6 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
 pub fn spawn(s: &Spawn) -> Result<Spawned, SpawnError> {
     let (err_r, err_w) = pipe()?;
     let ns_plan = s.ns.map(|(p, _)| p);
-    let ns_flags = ns_plan.map_or(0, |p| p.clone_flags);
     let status = match ns_plan {
         Some(p) if p.pid => Some(pipe()?),
         _ => None,
@@ -143,38 +142,60 @@ pub fn spawn(s: &Spawn) -> Result<Spawned, SpawnError> {
         wait_set: s.wait_set,
         status_fd: status.as_ref().map(|(_, w)| w.as_fd()),
     };
+    let (pid, pidfd, mode) = clone_child(s, &mut ctx, (hs_r.as_fd(), hs_w.as_fd()))?;
+    let release = ctx.handshake.is_some();
+    drop(hs_r);
+    drop(err_w);
+    let status_r = status.map(|(r, _)| r);
+    set_up_child(s, pid, mode, hs_w, release)?;
+    if let Some(failed) = exec_report(s, err_r, pid)? {
+        return Ok(failed);
+    }
+    Ok(Spawned::Running(Child {
+        pid,
+        pidfd,
+        mode,
+        agent_status: status_r,
+    }))
+}
 
-    let mut forked = None;
+/// clone3 into the cgroup, or, where the kernel or a sandbox refuses clone3, a plain clone whose
+/// child waits on the handshake until the parent has moved it into the cgroup.
+fn clone_child<'a>(
+    s: &Spawn,
+    ctx: &mut ChildCtx<'a>,
+    handshake: (BorrowedFd<'a>, BorrowedFd<'a>),
+) -> Result<(i32, Option<OwnedFd>, SpawnMode), SpawnError> {
+    let ns_flags = ctx.ns.map_or(0, |p| p.clone_flags);
     if !s.force_fork {
-        match fork::agent_clone3(s.cgroup.map(|c| c.dir_fd()), ns_flags, &ctx) {
-            Ok((pid, pidfd)) => forked = Some((pid, pidfd, SpawnMode::Clone3)),
+        match fork::agent_clone3(s.cgroup.map(|c| c.dir_fd()), ns_flags, ctx) {
+            Ok((pid, pidfd)) => return Ok((pid, pidfd, SpawnMode::Clone3)),
             Err(e) if clone3_unsupported(&e) => {
                 tracing::debug!("clone3 failed ({e}); falling back to clone and cgroup.procs");
             }
             Err(source) => return Err(clone_error(s, "clone3", source)),
         }
     }
-    let (pid, pidfd, mode) = match forked {
-        Some(f) => f,
-        None => {
-            ctx.handshake = Some((hs_r.as_fd(), hs_w.as_fd()));
-            let pid = match fork::agent_fork(ns_flags, &ctx) {
-                Ok(pid) => pid,
-                Err(source) => return Err(clone_error(s, "clone", source)),
-            };
-            (pid, sys::pidfd_open(pid).ok(), SpawnMode::Fork)
-        }
-    };
-    let release = ctx.handshake.is_some();
-    drop(hs_r);
-    drop(err_w);
-    let status_r = status.map(|(r, _)| r);
+    ctx.handshake = Some(handshake);
+    let pid = fork::agent_fork(ns_flags, ctx).map_err(|source| clone_error(s, "clone", source))?;
+    Ok((pid, sys::pidfd_open(pid).ok(), SpawnMode::Fork))
+}
+
+/// What the parent does between clone and exec: the id maps of a user namespace, the move into
+/// the cgroup after a plain clone; then it releases the child (`release`: it waits for that).
+fn set_up_child(
+    s: &Spawn,
+    pid: i32,
+    mode: SpawnMode,
+    hs_w: OwnedFd,
+    release: bool,
+) -> Result<(), SpawnError> {
     // Closing the handshake unread makes the child exit before it runs anything.
     let abandon = |hs_w: OwnedFd| {
         drop(hs_w);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     };
-    if let Some(p) = ns_plan.filter(|p| p.user) {
+    if let Some(p) = s.ns.map(|(p, _)| p).filter(|p| p.user) {
         if let Err(e) = p.write_id_maps(pid) {
             abandon(hs_w);
             return Err(e.into());
@@ -192,10 +213,13 @@ pub fn spawn(s: &Spawn) -> Result<Spawned, SpawnError> {
         // The child is in its cgroup with its id maps: release it.
         raw::write_all(hs_w.as_fd(), b"g");
     }
-    drop(hs_w);
+    Ok(())
+}
 
-    // EOF: the exec succeeded (the pipe closed on exec). Eight-byte records: the step that failed
-    // (or warned) and its errno.
+/// Reads what the child reports before exec: EOF means the exec succeeded (the pipe closed on
+/// exec). Eight-byte records: the step that failed (or warned) and its errno. Some(ExecFailed)
+/// when the program could not be executed.
+fn exec_report(s: &Spawn, err_r: OwnedFd, pid: i32) -> Result<Option<Spawned>, SpawnError> {
     let mut r = std::fs::File::from(err_r);
     while let Some((step, errno)) = read_record(&mut r) {
         if step == Step::CwdFallback {
@@ -216,14 +240,9 @@ pub fn spawn(s: &Spawn) -> Result<Spawned, SpawnError> {
             .into());
         }
         let failure = exec_errno(&s.plan.program(), &s.plan.path.to_string_lossy(), errno);
-        return Ok(Spawned::ExecFailed(failure));
+        return Ok(Some(Spawned::ExecFailed(failure)));
     }
-    Ok(Spawned::Running(Child {
-        pid,
-        pidfd,
-        mode,
-        agent_status: status_r,
-    }))
+    Ok(None)
 }
 
 /// One [step, errno] record from the child, or None at EOF.
