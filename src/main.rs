@@ -1,4 +1,5 @@
 //! The binary: parse the command line, set up diagnostics, run, map the result to an exit code.
+#![deny(unsafe_code)]
 
 use clap::Parser;
 
