@@ -6,8 +6,9 @@
 //!   agent: [`commands`], [`check`], [`gc`]);
 //! - [`launch`] takes a request through its stages, Prepared → Running → Finished, calling:
 //! - [`profile`], which reads and validates the TOML profile and the overrides;
-//! - [`plan`], [`security`] and [`landlock`], which resolve before fork everything the child needs
-//!   (program path, argv, envp, least privilege, the Landlock ruleset);
+//! - [`plan`], [`security`], [`landlock`] and [`seccomp`], which resolve before fork everything the
+//!   child needs (program path, argv, envp, least privilege, the Landlock ruleset, the system-call
+//!   filter);
 //! - [`cgroup`], which finds the hierarchy and our place, enables controllers from the parent
 //!   down, creates `<parent>/synwire/agents/<uuid>` with its limits, and later kills, reads,
 //!   removes; [`guardian`] does that if synwire-run is killed;
@@ -43,6 +44,7 @@ pub mod postfork;
 pub mod probe;
 pub mod profile;
 pub mod report;
+pub mod seccomp;
 pub mod security;
 pub mod signals;
 pub mod spawn;

@@ -203,6 +203,106 @@ fn invalid_least_privilege_values_exit_125_naming_them() {
 }
 
 #[test]
+fn invalid_seccomp_values_exit_125_naming_the_key_and_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, at, needles) in [
+        (
+            "[seccomp]\ndeny = [\"getpid\", \"ptace\"]\n",
+            ":2:",
+            &["`seccomp.deny`", "`ptace` is not a system call"][..],
+        ),
+        (
+            "[seccomp]\nallow = [\"mkdir\"]\n",
+            ":2:",
+            &["`seccomp.allow`", "`mkdir` is not in the built-in list"],
+        ),
+        (
+            "[seccomp]\ndeny = [\"ptrace\"]\nallow = [\"ptrace\"]\n",
+            ":3:",
+            &["`seccomp.allow`", "`ptrace` is in seccomp.deny too"],
+        ),
+        (
+            "[seccomp]\naction = \"trap\"\n",
+            ":2:",
+            &["`seccomp.action`", "\"errno\"", "\"kill\"", "\"log\""],
+        ),
+        (
+            "[seccomp]\ndefault = \"yes\"\n",
+            ":2:",
+            &["`seccomp.default`", "true or false"],
+        ),
+        (
+            "[seccomp]\ndeny = \"ptrace\"\n",
+            ":2:",
+            &[
+                "`seccomp.deny`",
+                "a list of system call names, such as [\"ptrace\"]",
+            ],
+        ),
+        (
+            "[seccomp]\nkill = true\n",
+            ":2:",
+            &[
+                "unknown key `seccomp.kill`",
+                "`default`, `action`, `deny`, `allow`",
+            ],
+        ),
+    ] {
+        let p = write(dir.path(), "p.toml", text);
+        let o = synwire(&["-p", &p, "--", "true"]);
+        assert_eq!(o.status.code(), Some(125), "{text}: {}", stderr(&o));
+        for needle in needles.iter().chain([&format!("{p}{at}").as_str()]) {
+            assert!(stderr(&o).contains(needle), "{text}: {}", stderr(&o));
+        }
+    }
+    // The same checks for --set, without a position.
+    let o = synwire(&["--set", "seccomp.deny=[\"ptace\"]", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("invalid --set `seccomp.deny=[\"ptace\"]`") && e.contains("`ptace`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn profile_prints_the_seccomp_section_and_set_turns_the_built_in_list_on() {
+    let home = tempfile::tempdir().unwrap();
+    let vars = [("HOME", home.path())];
+    let o = synwire_env(
+        &["profile", "default", "--set", "seccomp.default=true"],
+        &vars,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains("[seccomp]\ndefault = true\n"), "{out}");
+    let o = synwire_env(
+        &[
+            "profile",
+            "small",
+            "--resolved",
+            "--set",
+            "seccomp.action=kill",
+            "--set",
+            "seccomp.deny=[\"uname\"]",
+            "--set",
+            "seccomp.allow=[\"ptrace\"]",
+        ],
+        &vars,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains(
+            "[seccomp]\ndefault = false\naction = \"kill\"\ndeny = [\"uname\"]\nallow = [\"ptrace\"]\n"
+        ),
+        "{out}"
+    );
+    let back = synwire_run::profile::parse("small", "printed", &out).unwrap();
+    assert_eq!(back.seccomp.deny, ["uname"]);
+}
+
+#[test]
 fn preserve_fds_requires_the_descriptors_to_be_open() {
     let o = synwire(&["--preserve-fds", "40", "--", "true"]);
     assert_eq!(o.status.code(), Some(125));
@@ -344,6 +444,8 @@ fn profile_prints_only_the_keys_a_built_in_sets_and_resolved_prints_every_key() 
             "cgroup.manager",
             "namespaces.pid",
             "env.clear",
+            "seccomp.default",
+            "seccomp.action",
         ] {
             assert!(
                 all.contains(&key.to_string()),

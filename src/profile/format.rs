@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::env;
+use super::seccomp;
 use super::source::Source;
 use super::{
     check_cpu, check_memory, check_pids, check_timeout, privilege, signal_number, Limits,
@@ -35,6 +36,8 @@ struct RawProfile {
     #[serde(default)]
     rlimits: privilege::RawRlimits,
     filesystem: Option<privilege::RawFilesystem>,
+    #[serde(default)]
+    seccomp: seccomp::RawSeccomp,
 }
 
 #[derive(Deserialize, Default)]
@@ -130,6 +133,7 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
         env: env::env(src, &raw.env)?,
         rlimits: privilege::rlimits(src, &raw.rlimits)?,
         filesystem: privilege::filesystem(src, &raw.filesystem)?,
+        seccomp: seccomp::seccomp(src, &raw.seccomp)?,
     })
 }
 

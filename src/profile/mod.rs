@@ -8,6 +8,7 @@ mod format;
 pub mod privilege;
 pub mod render;
 pub mod search;
+pub mod seccomp;
 mod source;
 pub mod units;
 mod users;
@@ -49,6 +50,8 @@ pub struct Profile {
     pub rlimits: privilege::Rlimits,
     /// `[filesystem]`: Landlock rules; None without the section.
     pub filesystem: Option<privilege::Filesystem>,
+    /// `[seccomp]`: the system-call filter; off without a list.
+    pub seccomp: seccomp::Seccomp,
 }
 
 pub use crate::ns::{Namespaces, NAMES as NAMESPACE_NAMES};

@@ -9,6 +9,7 @@ use toml::{Table, Value};
 
 use super::env::EnvSpec;
 use super::privilege::{Enforce, Filesystem, Rlimit, Rlimits, Security};
+use super::seccomp::Seccomp;
 use super::{signal_name, Limits, Namespaces, Profile, Size, Stop};
 
 fn size(s: Size) -> Value {
@@ -109,6 +110,7 @@ impl Profile {
             ("security", security(&self.security)),
             ("env", env(&self.env)),
             ("rlimits", rlimits(&self.rlimits)),
+            ("seccomp", seccomp(&self.seccomp)),
         ];
         for (name, t) in sections {
             root.insert(name.into(), Value::Table(t));
@@ -223,6 +225,15 @@ fn rlimits(r: &Rlimits) -> Table {
         rl.insert(which.key().trim_start_matches("rlimits.").into(), value);
     }
     rl
+}
+
+fn seccomp(s: &Seccomp) -> Table {
+    let mut t = Table::new();
+    t.insert("default".into(), Value::Boolean(s.default));
+    t.insert("action".into(), Value::String(s.action.name().into()));
+    t.insert("deny".into(), strings(&s.deny));
+    t.insert("allow".into(), strings(&s.allow));
+    t
 }
 
 fn filesystem(fs: &Filesystem) -> Table {
