@@ -19,6 +19,8 @@ pub enum Error {
     Security(#[from] crate::security::SecurityError),
     #[error(transparent)]
     Landlock(#[from] crate::landlock::LandlockError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("cannot set up signal handling: {0}")]
     Signals(std::io::Error),
     #[error("cannot write the statistics to {}: {source}; check that its directory exists and is writable", path.display())]

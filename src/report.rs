@@ -55,6 +55,8 @@ pub struct Stats {
     pub unenforced: Vec<Unenforced>,
     /// What Landlock enforced for `[filesystem]`.
     pub landlock: crate::landlock::Status,
+    /// Whether the `[seccomp]` filter was installed, and its action.
+    pub seccomp: crate::seccomp::Status,
     /// Why the exec failed, for outcome exec_failed.
     pub error: Option<String>,
 }
@@ -93,6 +95,7 @@ impl Stats {
         out.push_str(&self.time_line());
         out.push_str(&self.memory_line());
         out.push_str(&self.landlock_line());
+        out.push_str(&self.seccomp_line());
         out
     }
 
@@ -100,6 +103,19 @@ impl Stats {
     fn how_it_ended(&self) -> String {
         match self.outcome {
             Outcome::Exited => format!("exited with code {}", self.exit_code),
+            Outcome::Signaled if self.killed_by_seccomp() => {
+                if self.seccomp.action == Some("kill") {
+                    format!(
+                        "killed by the seccomp filter (SIGSYS, exit code {}): it made a system call that [seccomp] denies, or one of another ABI; the kernel log names the call (dmesg or the audit log: type=1326 … syscall=N)",
+                        self.exit_code
+                    )
+                } else {
+                    format!(
+                        "killed by SIGSYS (exit code {}): the seccomp filter kills a process at a system call of another ABI (32-bit x86, x32 or arm32)",
+                        self.exit_code
+                    )
+                }
+            }
             Outcome::Signaled => format!(
                 "killed by {} (exit code {})",
                 self.signal_name.as_deref().unwrap_or("a signal"),
@@ -191,6 +207,24 @@ impl Stats {
 }
 
 impl Stats {
+    /// True when the agent died of SIGSYS under a filter: the kernel's SECCOMP_RET_KILL_PROCESS,
+    /// which the filter returns for a denied call under `action = "kill"` and for a call of
+    /// another ABI under any action. (The call itself is not in the wait status; the kernel's
+    /// audit log has it, which synwire-run does not read.)
+    fn killed_by_seccomp(&self) -> bool {
+        self.seccomp.enforced() && self.signal == Some(libc::SIGSYS)
+    }
+
+    /// The `[seccomp]` filter and its action; nothing without one.
+    fn seccomp_line(&self) -> String {
+        match self.seccomp.action {
+            Some(action) if self.seccomp.enforced() => {
+                format!("  seccomp enforced, action {action}\n")
+            }
+            _ => String::new(),
+        }
+    }
+
     /// What the limits did that the outcome does not already say, for the first line: OOM kills
     /// the agent outlived (`oom_policy = "continue"`), forks refused at the tasks limit.
     fn limits_hit(&self) -> String {
@@ -254,6 +288,7 @@ mod tests {
             spawn: None,
             unenforced: Vec::new(),
             landlock: crate::landlock::Status::off(),
+            seccomp: crate::seccomp::Status::off(),
             error: None,
         }
     }
@@ -314,5 +349,36 @@ mod tests {
              memory peak 100 MiB of 512 MiB, tasks peak 5 of 64, oom kills 0, 2 leftover processes killed\n  \
              landlock partial (ABI 2), not restricted by this kernel: truncate\n"
         );
+    }
+
+    #[test]
+    fn an_agent_the_filter_killed_is_reported_as_such() {
+        let mut s = stats(Outcome::Signaled, 159);
+        s.signal = Some(libc::SIGSYS);
+        s.signal_name = Some("SIGSYS".into());
+        // Without a filter, SIGSYS is a signal like any other.
+        assert!(first_line(&s).ends_with("killed by SIGSYS (exit code 159)"));
+        s.seccomp = crate::seccomp::Status {
+            status: "enforced",
+            action: Some("kill"),
+        };
+        let line = first_line(&s);
+        assert!(
+            line.contains("killed by the seccomp filter (SIGSYS, exit code 159): it made a system call that [seccomp] denies"),
+            "{line}"
+        );
+        assert!(
+            s.human().ends_with("  seccomp enforced, action kill\n"),
+            "{}",
+            s.human()
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json["seccomp"],
+            serde_json::json!({"status": "enforced", "action": "kill"})
+        );
+        // Under errno only a call of another ABI kills.
+        s.seccomp.action = Some("errno");
+        assert!(first_line(&s).contains("another ABI"), "{}", first_line(&s));
     }
 }

@@ -25,6 +25,8 @@ pub struct SecPlan {
     /// The ruleset itself, prepared before fork: owned by the plan the child uses, so that it is
     /// open for as long as the plan is.
     ruleset: Option<OwnedFd>,
+    /// The `[seccomp]` filter, installed last, just before execve (see [`SecPlan::set_seccomp`]).
+    pub seccomp: Option<crate::seccomp::Program>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +119,7 @@ impl SecPlan {
             no_new_privs: sec.no_new_privileges,
             landlock: None,
             ruleset: None,
+            seccomp: None,
         })
     }
 
@@ -124,6 +127,14 @@ impl SecPlan {
     pub fn set_landlock(&mut self, ruleset: OwnedFd) {
         self.landlock = Some(ruleset.as_raw_fd());
         self.ruleset = Some(ruleset);
+    }
+
+    /// Hands the plan the `[seccomp]` filter to install. Without CAP_SYS_ADMIN the kernel accepts
+    /// a filter only under no_new_privs, and with it a setuid program would run filtered as root:
+    /// a filter always brings no_new_privs, as a Landlock ruleset does.
+    pub fn set_seccomp(&mut self, program: crate::seccomp::Program) {
+        self.no_new_privs = true;
+        self.seccomp = Some(program);
     }
 }
 

@@ -1,6 +1,7 @@
 //! The first stage: everything resolved before anything is created. The profile is loaded and
 //! checked, inherited descriptors are marked close-on-exec, the id is drawn, the least-privilege
-//! plan (with the Landlock ruleset it owns) and the command's argv and envp are ready.
+//! plan (with the Landlock ruleset and the seccomp filter it owns) and the command's argv and envp
+//! are ready.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -14,7 +15,7 @@ use crate::profile::ManagerMode;
 use crate::profile::{self, Profile};
 use crate::report::{Outcome, Stats};
 use crate::security::{self, SecPlan};
-use crate::sys;
+use crate::{seccomp, sys};
 
 /// A launch with everything resolved and nothing created yet.
 pub struct Prepared {
@@ -44,6 +45,7 @@ impl Prepared {
         let mut stats = base_stats(&id, &profile, &req.command);
         let mut sec = SecPlan::new(&profile.security, &profile.rlimits, profile.namespaces.user)?;
         stats.landlock = prepare_landlock(&profile, &mut sec)?;
+        stats.seccomp = prepare_seccomp(&profile, &mut sec)?;
         let env = profile.env.apply(std::env::vars_os().collect());
         let plan = match ExecPlan::new(req.command.clone(), env) {
             Ok(plan) => plan,
@@ -91,6 +93,17 @@ fn prepare_landlock(profile: &Profile, sec: &mut SecPlan) -> Result<landlock::St
             prepared.status
         }
         None => landlock::Status::unsupported(),
+    })
+}
+
+/// Builds the `[seccomp]` filter into `sec`; returns what it enforces.
+fn prepare_seccomp(profile: &Profile, sec: &mut SecPlan) -> Result<seccomp::Status, Error> {
+    Ok(match seccomp::prepare(&profile.seccomp)? {
+        Some((program, status)) => {
+            sec.set_seccomp(program);
+            status
+        }
+        None => seccomp::Status::off(),
     })
 }
 
@@ -156,6 +169,7 @@ fn base_stats(id: &str, profile: &Profile, command: &[OsString]) -> Stats {
         spawn: None,
         unenforced: Vec::new(),
         landlock: landlock::Status::off(),
+        seccomp: seccomp::Status::off(),
         error: None,
     }
 }

@@ -100,6 +100,7 @@ pub enum Step {
     SwitchUser = 12,
     NoNewPrivs = 13,
     Landlock = 14,
+    Seccomp = 15,
 }
 
 impl Step {
@@ -119,6 +120,7 @@ impl Step {
             12 => Step::SwitchUser,
             13 => Step::NoNewPrivs,
             14 => Step::Landlock,
+            15 => Step::Seccomp,
             _ => Step::Exec,
         }
     }
@@ -140,6 +142,9 @@ impl Step {
             Step::SwitchUser => "switch to the agent's user and group ([security] user, group)",
             Step::NoNewPrivs => "set no_new_privileges",
             Step::Landlock => "enforce the [filesystem] Landlock rules",
+            Step::Seccomp => {
+                "install the [seccomp] filter (seccomp(2); the kernel needs CONFIG_SECCOMP_FILTER)"
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The agent's child between fork and execve: die with synwire-run, wait for the parent's
 //! release, set up the namespaces (through the pid namespace's init when there is one), apply
-//! least privilege, exec. Everything it uses was prepared before fork.
+//! least privilege, install the `[seccomp]` filter, exec. Everything it uses was prepared before
+//! fork. Under a pid namespace only the agent, forked by the init, gets the filter: the init never
+//! reaches [`exec`].
 
 use std::os::fd::BorrowedFd;
 
@@ -144,6 +146,14 @@ fn exec(ctx: &ChildCtx) -> ! {
     let plan = ctx.plan;
     if let Some(slot) = &plan.listen_pid {
         raw::fill_pid(slot);
+    }
+    // The very last step: from here on every call goes through the filter, and only execve (and,
+    // should it fail, the report's write and _exit) follows, none of them in any list.
+    if let Some(filter) = &ctx.sec.seccomp {
+        if let Err(errno) = raw::seccomp_set_filter(filter.instructions()) {
+            report(ctx, Step::Seccomp, errno);
+            raw::exit(SETUP_FAILED);
+        }
     }
     let mut errno = raw::execve(&plan.path, &plan.argv, &plan.envp);
     if errno == libc::ENOEXEC {

@@ -2,8 +2,8 @@
 //! loopback), no allocation, no lock, errors as the raw errno. Where rustix has a safe wrapper the
 //! call goes through it: its linux_raw backend issues the system call inline, without libc and
 //! without touching errno. The rest are raw calls, each with its `// SAFETY:`: clone without a
-//! stack, execve, landlock_restrict_self, close_range, the signal calls rustix keeps unsafe or
-//! lacks (sigaction, rt_sigprocmask, rt_sigtimedwait), the loopback ioctls, _exit.
+//! stack, execve, landlock_restrict_self, seccomp, close_range, the signal calls rustix keeps
+//! unsafe or lacks (sigaction, rt_sigprocmask, rt_sigtimedwait), the loopback ioctls, _exit.
 //!
 //! Paths are `&CStr`, built before fork: given a `&str` or `&Path`, rustix would copy it into a
 //! buffer, on the heap when it is long. No rustix call here needs the auxiliary vector (the vDSO's
@@ -478,6 +478,28 @@ pub fn landlock_restrict_self(ruleset: RawFd) -> Result<(), i32> {
     ok_or_errno(
         unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) } as libc::c_int,
     )
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, 0, prog) with a filter built before fork. Needs no_new_privs
+/// (set before) or CAP_SYS_ADMIN.
+pub fn seccomp_set_filter(filter: &[libc::sock_filter]) -> Result<(), i32> {
+    let Ok(len) = u16::try_from(filter.len()) else {
+        return Err(libc::EINVAL);
+    };
+    let prog = libc::sock_fprog {
+        len,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `len` instructions of `filter`, alive for the call; the kernel
+    // copies them and neither keeps nor writes through the pointer.
+    ok_or_errno(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0u32,
+            &prog as *const libc::sock_fprog,
+        )
+    } as libc::c_int)
 }
 
 #[cfg(test)]

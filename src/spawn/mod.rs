@@ -294,22 +294,30 @@ mod tests {
     /// Starts `plan` without a cgroup or namespaces, by clone3 or by the fork fallback, and waits
     /// for it: its exit code, or the exec failure its child reported.
     fn run(plan: &ExecPlan, force_fork: bool) -> Result<i32, ExecFailure> {
-        let sec = SecPlan::default();
+        match run_under(plan, &SecPlan::default(), force_fork)? {
+            WaitStatus::Exited(_, code) => Ok(code),
+            other => panic!("the agent did not exit: {other:?}"),
+        }
+    }
+
+    /// As [`run`], with least privilege `sec`: how the agent ended.
+    fn run_under(
+        plan: &ExecPlan,
+        sec: &SecPlan,
+        force_fork: bool,
+    ) -> Result<WaitStatus, ExecFailure> {
         let s = Spawn {
             plan,
             cgroup: None,
             ns: None,
-            sec: &sec,
+            sec,
             old_mask: SigMask(0),
             wait_set: SigMask(0),
             force_fork,
         };
         match spawn(&s).unwrap() {
             Spawned::Running(child) => {
-                match waitpid(nix::unistd::Pid::from_raw(child.pid), None).unwrap() {
-                    WaitStatus::Exited(_, code) => Ok(code),
-                    other => panic!("the agent did not exit: {other:?}"),
-                }
+                Ok(waitpid(nix::unistd::Pid::from_raw(child.pid), None).unwrap())
             }
             Spawned::ExecFailed(failure) => Err(failure),
         }
@@ -357,5 +365,46 @@ mod tests {
             let p = plan(&["sh", "-c", check], &[("LISTEN_PID", "1")]);
             assert_eq!(run(&p, force_fork), Ok(0));
         }
+    }
+
+    /// A plan whose `[seccomp]` filter denies uname(2), with `action`.
+    fn deny_uname(action: crate::profile::seccomp::Action) -> SecPlan {
+        let s = crate::profile::seccomp::Seccomp {
+            action,
+            deny: vec!["uname".into()],
+            ..Default::default()
+        };
+        let (program, _) = crate::seccomp::prepare(&s).unwrap().unwrap();
+        let mut sec = SecPlan::default();
+        sec.set_seccomp(program);
+        sec
+    }
+
+    #[test]
+    fn the_agent_runs_under_the_seccomp_filter_a_denied_call_fails_with_eperm() {
+        use crate::profile::seccomp::Action;
+        // The filter is on (Seccomp: 2), uname(1) fails, and the shell and grep run.
+        let check = "grep -q '^Seccomp:[[:space:]]*2$' /proc/self/status || exit 3; \
+            grep -q '^NoNewPrivs:[[:space:]]*1$' /proc/self/status || exit 4; \
+            uname 2>/dev/null && exit 5; exit 0";
+        let sec = deny_uname(Action::Errno);
+        for force_fork in [false, true] {
+            let status = run_under(&plan(&["sh", "-c", check], &[]), &sec, force_fork);
+            assert!(matches!(status, Ok(WaitStatus::Exited(_, 0))), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn under_action_kill_a_denied_call_kills_the_agent_with_sigsys() {
+        use crate::profile::seccomp::Action;
+        let sec = deny_uname(Action::Kill);
+        let status = run_under(&plan(&["uname"], &[]), &sec, false);
+        assert!(
+            matches!(
+                status,
+                Ok(WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGSYS, _))
+            ),
+            "{status:?}"
+        );
     }
 }
