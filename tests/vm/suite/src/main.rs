@@ -17,7 +17,9 @@ mod lifecycle_tests;
 mod ns_tests;
 mod room_tests;
 mod sec_tests;
+mod seccomp_tests;
 mod signal_tests;
+mod syscall_probes;
 mod systemd_sim_tests;
 mod tests;
 mod torture_tests;
@@ -31,7 +33,8 @@ const USAGE: &str =
        synwire-vmtest ignore-term | daemonize | count-int | ifaces | on-tty PTS -- CMD...
        synwire-vmtest as-user UID GID CGROUP -- CMD... | in-cgroup CGROUP -- CMD...
        synwire-vmtest prep [--fds N,...] [--groups G,...] -- CMD... | fds | bind PORT
-       synwire-vmtest container [--orchestrate] -- CMD... | deny-clone3 ERRNO -- CMD...";
+       synwire-vmtest container [--orchestrate] -- CMD... | deny-clone3 ERRNO -- CMD...
+       synwire-vmtest try-syscalls [NAME...]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Some("bind") => helpers::bind(&args[1..]),
         Some("container") => helpers::container(&args[1..]),
         Some("deny-clone3") => helpers::deny_clone3(&args[1..]),
+        Some("try-syscalls") => syscall_probes::try_syscalls(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {

@@ -98,6 +98,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     crate::sec_tests::add_all(&mut t);
     crate::signal_tests::add_all(&mut t);
     crate::landlock_tests::add_all(&mut t);
+    crate::seccomp_tests::add_all(&mut t);
     crate::systemd_sim_tests::add_all(&mut t);
     crate::torture_tests::add_all(&mut t);
     crate::room_tests::add_all(&mut t);
