@@ -127,6 +127,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("env", &["clear", "pass", "set", "unset"]),
     ("rlimits", &["nofile", "core", "cpu", "fsize", "nproc"]),
     ("filesystem", &["enforce", "read", "write"]),
+    ("seccomp", &["default", "action", "deny", "allow"]),
 ];
 
 /// Units and words the parser knows, to follow a number or stand alone.
@@ -171,6 +172,11 @@ const WORDS: &[&str] = &[
     "/usr",
     "PATH",
     "synwire",
+    "errno",
+    "log",
+    "ptrace",
+    "clone3",
+    "iopl",
 ];
 
 /// Numbers at the edges of the types and limits the parser converts between.

@@ -335,4 +335,22 @@ mod tests {
             serde_json::json!({"status": "off", "action": null})
         );
     }
+
+    #[test]
+    fn the_documentation_shows_a_section_that_parses_and_names_every_call_of_the_list() {
+        let doc = include_str!("../../docs/security.md");
+        let start = doc
+            .find("```toml\n[seccomp]\n")
+            .expect("a [seccomp] example")
+            + 8;
+        let block = &doc[start..start + doc[start..].find("```").unwrap()];
+        let p = crate::profile::parse("doc", "docs/security.md", block).unwrap();
+        assert_eq!(p.seccomp, Seccomp::default());
+        for (name, _) in DEFAULT {
+            assert!(
+                doc.contains(&format!("`{name}`")),
+                "{name} is not in the table"
+            );
+        }
+    }
 }
