@@ -5,10 +5,12 @@
 //! might use, pointing at a file of the caller's (root's: /etc/shadow). Writing through it would
 //! overwrite that file. So nothing is ever written through a name:
 //! - the directory is opened once (O_PATH) and every later step is relative to that descriptor;
-//! - the JSON goes into a new file under a random name (16 bytes from getrandom), created with
-//!   O_CREAT|O_EXCL|O_NOFOLLOW: the kernel refuses any name that exists, a symlink (dangling or
-//!   not) included, so the file written is always one synwire-run has just created; a name that
-//!   is taken is replaced by a fresh one, a few times;
+//! - the JSON goes into a new file under a random name, created with O_CREAT|O_EXCL|O_NOFOLLOW:
+//!   the kernel refuses any name that exists, a symlink (dangling or not) included, so the file
+//!   written is always one synwire-run has just created; a name that is taken is replaced by a
+//!   fresh one, a few times. O_EXCL is what keeps a planted name from being used; the 16 random
+//!   bytes (the agent id's source, getrandom GRND_INSECURE) only keep others from taking the
+//!   names first;
 //! - that file is renamed over the target: rename(2) replaces the name itself, so a symlink or a
 //!   hard link planted there is replaced and what it pointed at is left untouched. A reader never
 //!   sees half a file.
