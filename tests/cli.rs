@@ -159,6 +159,35 @@ fn a_file_without_execute_permission_found_in_path_exits_126() {
 }
 
 #[test]
+fn a_stats_file_replaces_a_symlink_planted_at_its_name_and_leaves_its_target_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = write(outside.path(), "victim", "the victim's own contents\n");
+    let stats = dir.path().join("s.json");
+    std::os::unix::fs::symlink(&victim, &stats).unwrap();
+    // The old temporary name, `.NAME.tmp<pid>`, cannot be planted for a pid not known yet: the
+    // unit tests in src/report/file.rs plant it.
+    let o = synwire(&[
+        "-q",
+        "--stats-file",
+        stats.to_str().unwrap(),
+        "--",
+        "synwire-no-such-command",
+    ]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "the victim's own contents\n"
+    );
+    assert!(std::fs::symlink_metadata(&stats).unwrap().is_file());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(json["outcome"], "exec_failed");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1, "no temporary file is left: {names:?}");
+}
+
+#[test]
 fn a_stats_file_in_a_missing_directory_is_refused_before_anything_runs() {
     let o = synwire(&["--stats-file", "/nonexistent-dir/s.json", "--", "true"]);
     assert_eq!(o.status.code(), Some(125));

@@ -3,7 +3,6 @@
 //! plan (with the Landlock ruleset it owns) and the command's argv and envp are ready.
 
 use std::ffi::OsString;
-use std::path::Path;
 use std::time::Duration;
 
 use super::{Finished, Next, Request};
@@ -12,7 +11,7 @@ use crate::landlock;
 use crate::plan::ExecPlan;
 use crate::profile::ManagerMode;
 use crate::profile::{self, Profile};
-use crate::report::{Outcome, Stats};
+use crate::report::{self, Outcome, Stats};
 use crate::security::{self, SecPlan};
 use crate::sys;
 
@@ -38,7 +37,7 @@ impl Prepared {
         security::prepare_fds(preserved_fds(req.preserve_fds))?;
         let profile = profile::load(&req.profile, &req.overrides)?;
         if let Some(path) = &req.output.stats_file {
-            check_stats_path(path)?;
+            report::file::check(path)?;
         }
         let id = new_id()?;
         let mut stats = base_stats(&id, &profile, &req.command);
@@ -157,21 +156,6 @@ fn base_stats(id: &str, profile: &Profile, command: &[OsString]) -> Stats {
         unenforced: Vec::new(),
         landlock: landlock::Status::off(),
         error: None,
-    }
-}
-
-fn check_stats_path(path: &Path) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(Error::StatsFile {
-            path: path.to_path_buf(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        })
     }
 }
 

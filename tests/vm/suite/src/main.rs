@@ -18,6 +18,7 @@ mod ns_tests;
 mod room_tests;
 mod sec_tests;
 mod signal_tests;
+mod stats_file_tests;
 mod systemd_sim_tests;
 mod tests;
 mod torture_tests;
