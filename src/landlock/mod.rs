@@ -64,6 +64,27 @@ pub fn abi_version() -> io::Result<u32> {
     sys::landlock_abi()
 }
 
+/// For `check`: the ABI, and what of everything a `[filesystem]` may ask for it cannot restrict.
+pub fn abi_detail(abi: u32) -> String {
+    let all = Requested::of(&Filesystem {
+        enforce: Enforce::BestEffort,
+        read: Vec::new(),
+        write: Vec::new(),
+        bind_tcp: Some(Vec::new()),
+        connect_tcp: Some(Vec::new()),
+        scope: Default::default(),
+    });
+    let status = Status::of(Some(abi), &all);
+    if status.unhandled.is_empty() {
+        format!("ABI {abi}")
+    } else {
+        format!(
+            "ABI {abi}; not restricted by this kernel: {}",
+            status.unhandled.join(", ")
+        )
+    }
+}
+
 /// Builds the ruleset for `fs`. `notify_socket`: the agent's NOTIFY_SOCKET, which it may connect
 /// to. Ok(None): best effort on a kernel without Landlock.
 pub fn prepare(
