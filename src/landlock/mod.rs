@@ -93,16 +93,14 @@ pub fn prepare(
 ) -> Result<Option<Prepared>, LandlockError> {
     let abi = match abi_version() {
         Ok(v) => v,
-        Err(e) if fs.enforce == Enforce::Required => return Err(LandlockError::Unsupported(e)),
-        Err(e) => {
-            tracing::warn!("[filesystem] not enforced: this kernel has no Landlock ({e}); it needs Linux 5.13+");
-            return Ok(None);
-        }
+        Err(e) => return without_landlock(fs, e),
     };
     let req = Requested::of(fs);
     let status = Status::of(Some(abi), &req);
-    let tcp_unhandled = status.unhandled.iter().any(|r| r.ends_with("_tcp"));
-    if tcp_unhandled {
+    if ["bind_tcp", "connect_tcp"]
+        .iter()
+        .any(|r| status.unhandled.contains(r))
+    {
         let keys = match (&fs.bind_tcp, &fs.connect_tcp) {
             (Some(_), Some(_)) => "bind_tcp and connect_tcp",
             (Some(_), None) => "bind_tcp",
@@ -117,7 +115,9 @@ pub fn prepare(
     }
     // Open every path first: a missing one is a configuration error either way.
     let paths = ruleset::path_rules(fs, notify_socket)?;
-    let ruleset = ruleset::create(fs, &req, paths)?;
+    let Some(ruleset) = ruleset::create(fs, &req, paths)? else {
+        return without_landlock(fs, io::Error::from_raw_os_error(libc::ENOSYS));
+    };
     if !status.unhandled.is_empty() {
         tracing::debug!(
             "Landlock ABI {abi}: not restricted: {}",
@@ -125,4 +125,15 @@ pub fn prepare(
         );
     }
     Ok(Some(Prepared { ruleset, status }))
+}
+
+/// The kernel has no Landlock (`e` says why): an error under `required`, a warning otherwise.
+fn without_landlock(fs: &Filesystem, e: io::Error) -> Result<Option<Prepared>, LandlockError> {
+    if fs.enforce == Enforce::Required {
+        return Err(LandlockError::Unsupported(e));
+    }
+    tracing::warn!(
+        "[filesystem] not enforced: this kernel has no Landlock ({e}); it needs Linux 5.13+"
+    );
+    Ok(None)
 }
