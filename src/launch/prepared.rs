@@ -92,7 +92,7 @@ fn prepare_landlock(
     let notify = env
         .iter()
         .find(|(k, _)| k == "NOTIFY_SOCKET")
-        .map(|(_, v)| Path::new(v));
+        .map(|(_, v)| std::path::Path::new(v));
     Ok(match landlock::prepare(fs, notify)? {
         Some(prepared) => {
             sec.set_landlock(prepared.ruleset);
