@@ -42,8 +42,8 @@ impl Prepared {
         let id = new_id()?;
         let mut stats = base_stats(&id, &profile, &req.command);
         let mut sec = SecPlan::new(&profile.security, &profile.rlimits, profile.namespaces.user)?;
-        stats.landlock = prepare_landlock(&profile, &mut sec)?;
-        let env = profile.env.apply(std::env::vars_os().collect());
+        let env: Vec<(OsString, OsString)> = profile.env.apply(std::env::vars_os().collect());
+        stats.landlock = prepare_landlock(&profile, &env, &mut sec)?;
         let plan = match ExecPlan::new(req.command.clone(), env) {
             Ok(plan) => plan,
             // Not found or not executable: nothing has been created yet.
@@ -79,12 +79,20 @@ impl Prepared {
 }
 
 /// Builds the `[filesystem]` ruleset into `sec`, which owns it from then on; returns what it
-/// enforces.
-fn prepare_landlock(profile: &Profile, sec: &mut SecPlan) -> Result<landlock::Status, Error> {
+/// enforces. `env` is the agent's environment, whose NOTIFY_SOCKET the agent may connect to.
+fn prepare_landlock(
+    profile: &Profile,
+    env: &[(OsString, OsString)],
+    sec: &mut SecPlan,
+) -> Result<landlock::Status, Error> {
     let Some(fs) = &profile.filesystem else {
         return Ok(landlock::Status::off());
     };
-    Ok(match landlock::prepare(fs)? {
+    let notify = env
+        .iter()
+        .find(|(k, _)| k == "NOTIFY_SOCKET")
+        .map(|(_, v)| std::path::Path::new(v));
+    Ok(match landlock::prepare(fs, notify)? {
         Some(prepared) => {
             sec.set_landlock(prepared.ruleset);
             prepared.status
