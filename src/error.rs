@@ -1,7 +1,5 @@
 //! The top-level error: one variant per layer, and the exit code each maps to.
 
-use std::path::PathBuf;
-
 use crate::cgroup::CgroupError;
 use crate::profile::ProfileError;
 use crate::spawn::SpawnError;
@@ -23,11 +21,8 @@ pub enum Error {
     Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("cannot set up signal handling: {0}")]
     Signals(std::io::Error),
-    #[error("cannot write the statistics to {}: {source}; check that its directory exists and is writable", path.display())]
-    StatsFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    StatsFile(#[from] crate::report::file::StatsFileError),
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
     #[error(

@@ -62,7 +62,16 @@ pub fn start(cg: &AgentCgroup) -> Option<Guardian> {
             return None;
         }
     };
-    let pid = match fork::guardian(&prepared.watch()) {
+    // Born with its name: under the launcher's own name until its first instructions, it would
+    // pass for a second synwire-run (ps, pgrep, a test looking for the launcher). The launcher
+    // takes the guardian's name for the fork and then its own back.
+    let own_name = rustix::thread::name().ok();
+    let _ = rustix::thread::set_name(c"synwire-guard");
+    let forked = fork::guardian(&prepared.watch());
+    if let Some(name) = &own_name {
+        let _ = rustix::thread::set_name(name);
+    }
+    let pid = match forked {
         Ok(pid) => pid,
         Err(e) => {
             tracing::debug!("no guardian for {}: fork: {e}", cg.dir.display());

@@ -297,55 +297,6 @@ pub fn landlock_abi() -> io::Result<u32> {
     .map(|v| v as u32)
 }
 
-/// landlock_create_ruleset(2) handling the filesystem rights `handled`.
-pub fn landlock_create_ruleset(handled: u64) -> io::Result<OwnedFd> {
-    // The ABI-1 prefix of struct landlock_ruleset_attr, which every kernel with Landlock takes.
-    #[repr(C)]
-    struct RulesetAttr {
-        handled_access_fs: u64,
-    }
-    let attr = RulesetAttr {
-        handled_access_fs: handled,
-    };
-    // SAFETY: a valid attribute struct of the size passed.
-    let fd = check(unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            &attr as *const RulesetAttr,
-            std::mem::size_of::<RulesetAttr>(),
-            0u32,
-        )
-    })?;
-    // SAFETY: a new descriptor (close-on-exec) that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-/// landlock_add_rule(2), LANDLOCK_RULE_PATH_BENEATH: `allowed` beneath `parent`.
-pub fn landlock_add_path_rule(ruleset: &OwnedFd, parent: &OwnedFd, allowed: u64) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    #[repr(C, packed)]
-    struct PathBeneath {
-        allowed_access: u64,
-        parent_fd: i32,
-    }
-    const RULE_PATH_BENEATH: u32 = 1;
-    let rule = PathBeneath {
-        allowed_access: allowed,
-        parent_fd: parent.as_raw_fd(),
-    };
-    // SAFETY: a valid packed landlock_path_beneath_attr; both descriptors are open.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_landlock_add_rule,
-            ruleset.as_raw_fd(),
-            RULE_PATH_BENEATH,
-            &rule as *const PathBeneath,
-            0u32,
-        )
-    })?;
-    Ok(())
-}
-
 /// open(path, O_PATH | O_CLOEXEC): a handle to a path without reading it.
 pub fn open_path(path: &CStr) -> io::Result<OwnedFd> {
     use rustix::fs::{Mode, OFlags};

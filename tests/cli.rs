@@ -146,6 +146,44 @@ fn a_command_not_in_path_exits_127_with_an_exec_failed_report() {
 }
 
 #[test]
+fn the_landlock_statistics_say_what_this_kernel_restricts_of_the_profile() {
+    // Landlock is prepared before the command is looked up: an exec failure reports it too.
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[filesystem]\nread = [\"/\"]\nwrite = [\"{}\"]\nconnect_tcp = [443]\n",
+        dir.path().display()
+    );
+    let p = write(dir.path(), "p.toml", &text);
+    let stats = dir.path().join("s.json");
+    let o = synwire(&[
+        "-p",
+        &p,
+        "--stats-file",
+        stats.to_str().unwrap(),
+        "--",
+        "synwire-no-such-command",
+    ]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    let fs = synwire_run::profile::parse("p", &p, &text)
+        .unwrap()
+        .filesystem
+        .unwrap();
+    use synwire_run::landlock::{abi_version, Requested, Status};
+    let want = Status::of(abi_version().ok(), &Requested::of(&fs));
+    assert_eq!(json["landlock"], serde_json::to_value(&want).unwrap());
+    // The shape: status, abi, unhandled.
+    let keys: Vec<_> = json["landlock"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(keys, ["abi", "status", "unhandled"]);
+}
+
+#[test]
 fn a_file_without_execute_permission_found_in_path_exits_126() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "tool", "#!/bin/sh\n");
@@ -156,6 +194,35 @@ fn a_file_without_execute_permission_found_in_path_exits_126() {
         .unwrap();
     assert_eq!(o.status.code(), Some(126));
     assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_stats_file_replaces_a_symlink_planted_at_its_name_and_leaves_its_target_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = write(outside.path(), "victim", "the victim's own contents\n");
+    let stats = dir.path().join("s.json");
+    std::os::unix::fs::symlink(&victim, &stats).unwrap();
+    // The old temporary name, `.NAME.tmp<pid>`, cannot be planted for a pid not known yet: the
+    // unit tests in src/report/file.rs plant it.
+    let o = synwire(&[
+        "-q",
+        "--stats-file",
+        stats.to_str().unwrap(),
+        "--",
+        "synwire-no-such-command",
+    ]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "the victim's own contents\n"
+    );
+    assert!(std::fs::symlink_metadata(&stats).unwrap().is_file());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(json["outcome"], "exec_failed");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1, "no temporary file is left: {names:?}");
 }
 
 #[test]
@@ -189,6 +256,11 @@ fn invalid_least_privilege_values_exit_125_naming_them() {
         ("[rlimits]\nfsize = \"12Q\"\n", "`rlimits.fsize`"),
         ("[env]\npass = \"PATH\"\n", "`env.pass`"),
         ("[env]\nset = { A = 1 }\n", "`env.set.A`"),
+        (
+            "[filesystem]\nbind_tcp = [70000]\n",
+            "`filesystem.bind_tcp`",
+        ),
+        ("[filesystem]\nscope = [\"ptrace\"]\n", "`filesystem.scope`"),
     ] {
         let p = write(dir.path(), "p.toml", text);
         let o = synwire(&["-p", &p, "--", "true"]);

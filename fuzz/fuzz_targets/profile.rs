@@ -126,7 +126,10 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ),
     ("env", &["clear", "pass", "set", "unset"]),
     ("rlimits", &["nofile", "core", "cpu", "fsize", "nproc"]),
-    ("filesystem", &["enforce", "read", "write"]),
+    (
+        "filesystem",
+        &["enforce", "read", "write", "bind_tcp", "connect_tcp", "scope"],
+    ),
     ("seccomp", &["default", "action", "deny", "allow"]),
 ];
 
@@ -165,6 +168,8 @@ const WORDS: &[&str] = &[
     "nobody",
     "best_effort",
     "required",
+    "signal",
+    "abstract_unix_socket",
     "kill",
     "continue",
     "/",
@@ -191,6 +196,7 @@ const EDGES: &[u64] = &[
     1 << 20,
     10000,
     10001,
+    65535,
     65536,
     4_194_304,
     4_194_305,

@@ -64,7 +64,7 @@ pub fn run_checks() -> Vec<Check> {
     out.extend(features::features(&h, parent.as_deref()));
     out.push(user_namespaces());
     out.push(match crate::landlock::abi_version() {
-        Ok(abi) => ok("landlock", format!("ABI {abi}")),
+        Ok(abi) => ok("landlock", crate::landlock::abi_detail(abi)),
         Err(e) => warn(
             "landlock",
             format!("unavailable ({e})"),

@@ -110,10 +110,7 @@ impl Finished {
             let _ = std::io::stderr().write_all(stats.human().as_bytes());
         }
         if let Some(path) = &out.stats_file {
-            stats.write_json(path).map_err(|source| Error::StatsFile {
-                path: path.clone(),
-                source,
-            })?;
+            stats.write_json(path)?;
         }
         Ok(())
     }

@@ -4,7 +4,6 @@
 //! are ready.
 
 use std::ffi::OsString;
-use std::path::Path;
 use std::time::Duration;
 
 use super::{Finished, Next, Request};
@@ -13,7 +12,7 @@ use crate::landlock;
 use crate::plan::ExecPlan;
 use crate::profile::ManagerMode;
 use crate::profile::{self, Profile};
-use crate::report::{Outcome, Stats};
+use crate::report::{self, Outcome, Stats};
 use crate::security::{self, SecPlan};
 use crate::{seccomp, sys};
 
@@ -39,14 +38,14 @@ impl Prepared {
         security::prepare_fds(preserved_fds(req.preserve_fds))?;
         let profile = profile::load(&req.profile, &req.overrides)?;
         if let Some(path) = &req.output.stats_file {
-            check_stats_path(path)?;
+            report::file::check(path)?;
         }
         let id = new_id()?;
         let mut stats = base_stats(&id, &profile, &req.command);
         let mut sec = SecPlan::new(&profile.security, &profile.rlimits, profile.namespaces.user)?;
-        stats.landlock = prepare_landlock(&profile, &mut sec)?;
+        let env: Vec<(OsString, OsString)> = profile.env.apply(std::env::vars_os().collect());
+        stats.landlock = prepare_landlock(&profile, &env, &mut sec)?;
         stats.seccomp = prepare_seccomp(&profile, &mut sec)?;
-        let env = profile.env.apply(std::env::vars_os().collect());
         let plan = match ExecPlan::new(req.command.clone(), env) {
             Ok(plan) => plan,
             // Not found or not executable: nothing has been created yet.
@@ -82,12 +81,20 @@ impl Prepared {
 }
 
 /// Builds the `[filesystem]` ruleset into `sec`, which owns it from then on; returns what it
-/// enforces.
-fn prepare_landlock(profile: &Profile, sec: &mut SecPlan) -> Result<landlock::Status, Error> {
+/// enforces. `env` is the agent's environment, whose NOTIFY_SOCKET the agent may connect to.
+fn prepare_landlock(
+    profile: &Profile,
+    env: &[(OsString, OsString)],
+    sec: &mut SecPlan,
+) -> Result<landlock::Status, Error> {
     let Some(fs) = &profile.filesystem else {
         return Ok(landlock::Status::off());
     };
-    Ok(match landlock::prepare(fs)? {
+    let notify = env
+        .iter()
+        .find(|(k, _)| k == "NOTIFY_SOCKET")
+        .map(|(_, v)| std::path::Path::new(v));
+    Ok(match landlock::prepare(fs, notify)? {
         Some(prepared) => {
             sec.set_landlock(prepared.ruleset);
             prepared.status
@@ -171,21 +178,6 @@ fn base_stats(id: &str, profile: &Profile, command: &[OsString]) -> Stats {
         landlock: landlock::Status::off(),
         seccomp: seccomp::Status::off(),
         error: None,
-    }
-}
-
-fn check_stats_path(path: &Path) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(Error::StatsFile {
-            path: path.to_path_buf(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        })
     }
 }
 

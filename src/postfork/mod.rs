@@ -13,11 +13,13 @@
 //!
 //! The lints below police that. clippy.toml lists, with a reason each, the macros (format!, vec!,
 //! print!, panic! and the asserts, tracing's), methods (unwrap and expect, to_owned, collect,
-//! std::process::exit, std::env, std::fs, libc's exit, malloc, getenv) and types (Vec, String,
-//! Box, CString, PathBuf, Mutex, File) that code here must not use; the rest of the workspace
-//! allows them (Cargo.toml). Indexing and slicing, which panic out of bounds, are denied too: code
-//! here uses `get`. Allowed on purpose: nanosleep (std::thread::sleep) is async-signal-safe;
-//! arithmetic stays plain (release builds do not check overflow, and every sum here is bounded).
+//! std::process::exit, std::env, std::fs, libc's exit, malloc, getenv, and libc's and nix's
+//! setgroups, setgid and setuid, which synchronise every thread through a signal) and types
+//! (Vec, String, Box, CString, PathBuf, Mutex, File) that code here must not use; the rest of
+//! the workspace allows them (Cargo.toml). Indexing and slicing, which panic out of bounds, are
+//! denied too: code here uses `get`. Allowed on purpose: nanosleep (std::thread::sleep) is
+//! async-signal-safe; arithmetic stays plain (release builds do not check overflow, and every sum
+//! here is bounded).
 //!
 //! Only [`fork`] and [`raw`] may use `unsafe` (the crate denies it elsewhere); [`raw`] goes
 //! through rustix wherever it has a safe wrapper.

@@ -416,13 +416,16 @@ pub fn keep_caps() -> Result<(), i32> {
     ok(rustix::thread::set_keep_capabilities(true))
 }
 
-/// setgroups(0, NULL): no supplementary groups.
+/// setgroups(0, NULL): no supplementary groups. The raw system call (rustix's linux_raw backend
+/// issues it inline), which changes the calling thread only: libc's setgroups (glibc, and musl
+/// through `__synccall`) stops every other thread with a signal to change them all, machinery
+/// that is not async-signal-safe and has nothing to do in the single-threaded child after fork.
 pub fn setgroups_empty() -> Result<(), i32> {
     ok(rustix::thread::set_thread_groups(&[]))
 }
 
-/// setgid(2) as a raw syscall: glibc's wrapper signals other threads (there are none), the
-/// raw call changes this process only.
+/// setgid(2) as a raw syscall: libc's wrapper signals other threads (there are none), the raw
+/// call changes this thread, the whole child, only (see setgroups_empty).
 pub fn setgid(gid: u32) -> Result<(), i32> {
     ok(rustix::thread::set_thread_gid(
         rustix::process::Gid::from_raw_unchecked(gid),

@@ -33,6 +33,9 @@ pub(super) struct RawFilesystem {
     enforce: Val,
     read: Val,
     write: Val,
+    bind_tcp: Val,
+    connect_tcp: Val,
+    scope: Val,
 }
 
 /// `[filesystem]` (Landlock), validated.
@@ -43,6 +46,44 @@ pub struct Filesystem {
     pub read: Vec<String>,
     /// Writable trees; everything else is denied.
     pub write: Vec<String>,
+    /// TCP ports the agent may bind; None: binding is not restricted.
+    pub bind_tcp: Option<Vec<u16>>,
+    /// TCP ports the agent may connect to; None: connecting is not restricted.
+    pub connect_tcp: Option<Vec<u16>>,
+    /// What the agent may not reach outside its Landlock domain.
+    pub scope: Scope,
+}
+
+/// `filesystem.scope`: Landlock's scoping (ABI 6). Both by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    /// No connecting to abstract UNIX sockets created outside the agent's domain.
+    pub abstract_unix_socket: bool,
+    /// No signals to processes outside the agent's domain.
+    pub signal: bool,
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Scope {
+            abstract_unix_socket: true,
+            signal: true,
+        }
+    }
+}
+
+impl Scope {
+    /// The names `filesystem.scope` takes, in the order it is printed.
+    pub const NAMES: [&'static str; 2] = ["abstract_unix_socket", "signal"];
+
+    /// The names of the scopes set.
+    pub fn names(self) -> Vec<&'static str> {
+        let [a, s] = Self::NAMES;
+        [(self.abstract_unix_socket, a), (self.signal, s)]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +291,12 @@ pub(super) fn filesystem(
         enforce,
         read: Vec::new(),
         write: Vec::new(),
+        bind_tcp: ports(src, &raw.bind_tcp, "filesystem.bind_tcp")?,
+        connect_tcp: ports(src, &raw.connect_tcp, "filesystem.connect_tcp")?,
+        scope: match &raw.scope {
+            Some(v) => scope(src, v)?,
+            None => Scope::default(),
+        },
     };
     for (key, v, out) in [
         ("filesystem.read", &raw.read, &mut fs.read),
@@ -267,6 +314,52 @@ pub(super) fn filesystem(
         }
     }
     Ok(Some(fs))
+}
+
+/// A list of TCP ports (0 to 65535), or None without the key.
+fn ports(src: &Source, v: &Val, key: &str) -> Result<Option<Vec<u16>>, ProfileError> {
+    let Some(v) = v else { return Ok(None) };
+    let bad = || {
+        src.bad(
+            v,
+            key,
+            "expected a list of TCP ports (0 to 65535), such as [443]; [] allows none".into(),
+        )
+    };
+    v.get_ref()
+        .as_array()
+        .ok_or_else(bad)?
+        .iter()
+        .map(|p| {
+            p.as_integer()
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or_else(bad)
+        })
+        .collect::<Result<Vec<u16>, _>>()
+        .map(Some)
+}
+
+/// `filesystem.scope`: a list of [`Scope::NAMES`].
+fn scope(src: &Source, v: &Spanned<toml::Value>) -> Result<Scope, ProfileError> {
+    let key = "filesystem.scope";
+    let mut s = Scope {
+        abstract_unix_socket: false,
+        signal: false,
+    };
+    for name in strings(src, v, key)? {
+        match name.as_str() {
+            "abstract_unix_socket" => s.abstract_unix_socket = true,
+            "signal" => s.signal = true,
+            _ => {
+                return Err(src.bad(
+                    v,
+                    key,
+                    format!("`{name}` is not a Landlock scope; use \"abstract_unix_socket\" and \"signal\", or [] for neither"),
+                ))
+            }
+        }
+    }
+    Ok(s)
 }
 
 pub(super) fn rlimits(src: &Source, raw: &RawRlimits) -> Result<Rlimits, ProfileError> {

@@ -245,6 +245,18 @@ fn filesystem(fs: &Filesystem) -> Table {
     t.insert("enforce".into(), Value::String(enforce.into()));
     t.insert("read".into(), strings(&fs.read));
     t.insert("write".into(), strings(&fs.write));
+    for (key, ports) in [("bind_tcp", &fs.bind_tcp), ("connect_tcp", &fs.connect_tcp)] {
+        if let Some(ports) = ports {
+            let list = ports.iter().map(|&p| Value::Integer(p.into())).collect();
+            t.insert(key.into(), Value::Array(list));
+        }
+    }
+    let scope = fs
+        .scope
+        .names()
+        .into_iter()
+        .map(|n| Value::String(n.into()));
+    t.insert("scope".into(), Value::Array(scope.collect()));
     t
 }
 

@@ -325,6 +325,41 @@ fn filesystem_section() {
 }
 
 #[test]
+fn filesystem_network_and_scope_keys() {
+    // Without the keys: TCP unrestricted, both scopes, as before they existed.
+    let fs = parse("x", "x.toml", "[filesystem]\n")
+        .unwrap()
+        .filesystem
+        .unwrap();
+    assert_eq!((fs.bind_tcp, fs.connect_tcp), (None, None));
+    assert_eq!(fs.scope, privilege::Scope::default());
+    assert_eq!(fs.scope.names(), ["abstract_unix_socket", "signal"]);
+    let text = "[filesystem]\nbind_tcp = []\nconnect_tcp = [443, 0, 65535]\nscope = [\"signal\"]\n";
+    let fs = parse("x", "x.toml", text).unwrap().filesystem.unwrap();
+    assert_eq!(fs.bind_tcp, Some(vec![]));
+    assert_eq!(fs.connect_tcp, Some(vec![443, 0, 65535]));
+    assert_eq!(fs.scope.names(), ["signal"]);
+    for (text, needle) in [
+        (
+            "[filesystem]\nbind_tcp = [65536]\n",
+            ":2:12: `filesystem.bind_tcp`",
+        ),
+        (
+            "[filesystem]\nconnect_tcp = 443\n",
+            ":2:15: `filesystem.connect_tcp`",
+        ),
+        ("[filesystem]\nconnect_tcp = [\"https\"]\n", "0 to 65535"),
+        (
+            "[filesystem]\nscope = [\"ptrace\"]\n",
+            "`ptrace` is not a Landlock scope",
+        ),
+    ] {
+        let e = err(text);
+        assert!(e.contains(needle), "{text}: {e}");
+    }
+}
+
+#[test]
 fn security_env_rlimits_sections() {
     let p = parse(
         "x",

@@ -147,6 +147,8 @@ pub struct Started {
     stdout_done: mpsc::Receiver<()>,
     stderr: mpsc::Receiver<String>,
     stats_file: String,
+    /// The harness chose the statistics file, and removes it after reading it.
+    remove_stats: bool,
     started: Instant,
     /// How long after `started` the run may take; DEADLINE unless changed.
     deadline: Duration,
@@ -165,6 +167,10 @@ pub struct Setup {
     /// A command that runs synwire-run (appended to it) instead of exec'ing it directly: a start
     /// script's shell, a container runtime (`synwire-vmtest container --`).
     pub wrapper: Vec<String>,
+    /// The `--stats-file` path, for a test that prepares its directory; None: a fresh
+    /// /tmp/synwire-stats-PID-N.json. The harness neither removes a path given here before the run
+    /// nor after it: the test looks at what synwire-run left there.
+    pub stats_file: Option<String>,
 }
 
 /// Starts `synwire-run --stats-file F ARGS...` as `caller`, in spawn mode `spawn`.
@@ -218,9 +224,15 @@ fn start_full(
     args: &[&str],
     stdin: Stdio,
 ) -> Result<Started, String> {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let stats_file = format!("/tmp/synwire-stats-{}-{n}.json", std::process::id());
-    let _ = std::fs::remove_file(&stats_file);
+    let (stats_file, remove_stats) = match &setup.stats_file {
+        Some(path) => (path.clone(), false),
+        None => {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = format!("/tmp/synwire-stats-{}-{n}.json", std::process::id());
+            let _ = std::fs::remove_file(&path);
+            (path, true)
+        }
+    };
     let mut cmd = Command::new(VMTEST);
     if let Some(tty) = &caller.tty {
         cmd.args(["on-tty", tty, "--", VMTEST]);
@@ -283,6 +295,7 @@ fn start_full(
         stdout_done,
         stderr,
         stats_file,
+        remove_stats,
         started: Instant::now(),
         deadline: DEADLINE,
     })
@@ -382,7 +395,9 @@ impl Started {
             },
             Err(e) => (None, format!("{}: {e}", self.stats_file)),
         };
-        let _ = std::fs::remove_file(&self.stats_file);
+        if self.remove_stats {
+            let _ = std::fs::remove_file(&self.stats_file);
+        }
         Run {
             code,
             stdout,

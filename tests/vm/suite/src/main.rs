@@ -11,6 +11,7 @@ mod escape_tests;
 mod fallback_tests;
 mod harness;
 mod helpers;
+mod landlock_helpers;
 mod landlock_tests;
 mod layout;
 mod lifecycle_tests;
@@ -19,6 +20,7 @@ mod room_tests;
 mod sec_tests;
 mod seccomp_tests;
 mod signal_tests;
+mod stats_file_tests;
 mod syscall_probes;
 mod systemd_sim_tests;
 mod tests;
@@ -34,6 +36,7 @@ const USAGE: &str =
        synwire-vmtest as-user UID GID CGROUP -- CMD... | in-cgroup CGROUP -- CMD...
        synwire-vmtest prep [--fds N,...] [--groups G,...] -- CMD... | fds | bind PORT
        synwire-vmtest container [--orchestrate] -- CMD... | deny-clone3 ERRNO -- CMD...
+       synwire-vmtest ioctl-tty PATH... | tcp-connect PORT... | abstract NAME
        synwire-vmtest try-syscalls [NAME...]";
 
 fn main() -> ExitCode {
@@ -64,6 +67,9 @@ fn main() -> ExitCode {
         Some("bind") => helpers::bind(&args[1..]),
         Some("container") => helpers::container(&args[1..]),
         Some("deny-clone3") => helpers::deny_clone3(&args[1..]),
+        Some("ioctl-tty") => landlock_helpers::ioctl_tty(&args[1..]),
+        Some("tcp-connect") => landlock_helpers::tcp_connect(&args[1..]),
+        Some("abstract") => landlock_helpers::abstract_socket(&args[1..]),
         Some("try-syscalls") => syscall_probes::try_syscalls(&args[1..]),
         _ => Err(USAGE.to_string()),
     };

@@ -96,6 +96,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     add!("gc/kill-outlived", gc_kill_outlived);
     crate::ns_tests::add_all(&mut t);
     crate::sec_tests::add_all(&mut t);
+    crate::stats_file_tests::add_all(&mut t);
     crate::signal_tests::add_all(&mut t);
     crate::landlock_tests::add_all(&mut t);
     crate::seccomp_tests::add_all(&mut t);

@@ -1,7 +1,8 @@
-//! The final statistics: one JSON object (--stats-file) and a short human summary on stderr. The
-//! one place that prints results.
+//! The final statistics: one JSON object (--stats-file, written by [`file`]) and a short human
+//! summary on stderr. The one place that prints results.
 
-use std::io::Write;
+pub mod file;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -62,22 +63,15 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
-        let mut text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+    /// Writes the JSON object to `path`, whole and safely in a shared directory ([`file`]).
+    pub fn write_json(&self, path: &Path) -> Result<(), file::StatsFileError> {
+        let mut text =
+            serde_json::to_string_pretty(self).map_err(|e| file::StatsFileError::Write {
+                path: path.to_path_buf(),
+                source: std::io::Error::other(e),
+            })?;
         text.push('\n');
-        // Written whole to a temporary name, then renamed: a reader never sees half a file.
-        let tmp = path.with_file_name(format!(
-            ".{}.tmp{}",
-            path.file_name()
-                .map_or("stats".into(), |n| n.to_string_lossy()),
-            std::process::id()
-        ));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        drop(f);
-        std::fs::rename(&tmp, path).inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
+        file::write(path, text.as_bytes())
     }
 
     /// The human summary: three short lines.
