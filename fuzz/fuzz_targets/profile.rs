@@ -128,7 +128,15 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("rlimits", &["nofile", "core", "cpu", "fsize", "nproc"]),
     (
         "filesystem",
-        &["enforce", "read", "write", "bind_tcp", "connect_tcp", "scope"],
+        &[
+            "enforce",
+            "read",
+            "write",
+            "bind_tcp",
+            "connect_tcp",
+            "scope",
+            "view",
+        ],
     ),
     ("seccomp", &["default", "action", "deny", "allow"]),
 ];

@@ -73,6 +73,7 @@ pub fn abi_detail(abi: u32) -> String {
         bind_tcp: Some(Vec::new()),
         connect_tcp: Some(Vec::new()),
         scope: Default::default(),
+        view: Default::default(),
     });
     let status = Status::of(Some(abi), &all);
     if status.unhandled.is_empty() {

@@ -165,6 +165,7 @@ mod tests {
             bind_tcp: None,
             connect_tcp: None,
             scope: Scope::default(),
+            view: Default::default(),
         }
     }
 

@@ -171,6 +171,7 @@ mod tests {
             bind_tcp: tcp.then(Vec::new),
             connect_tcp: tcp.then(|| vec![443]),
             scope,
+            view: Default::default(),
         }
     }
 

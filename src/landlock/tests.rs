@@ -27,6 +27,7 @@ fn filesystem(write: &str) -> Filesystem {
         bind_tcp: None,
         connect_tcp: None,
         scope: Scope::default(),
+        view: Default::default(),
     }
 }
 

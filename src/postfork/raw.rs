@@ -348,6 +348,49 @@ pub fn mount(source: &CStr, target: &CStr, fstype: &CStr, flags: MountFlags) -> 
     ok(rustix::mount::mount(source, target, fstype, flags, None))
 }
 
+/// The per-mount flags of the mount at `path` (statvfs(2)), as the mount(2) flags that keep them
+/// in a remount: nosuid, nodev, noexec, the atime mode (strictatime where neither noatime nor
+/// relatime is set, or the kernel would default to relatime, which a user namespace refuses for a
+/// locked mount), and read-only.
+pub fn mount_flags(path: &CStr) -> Result<MountFlags, i32> {
+    use rustix::fs::StatVfsMountFlags as St;
+    let st = ok(rustix::fs::statvfs(path))?.f_flag;
+    let mut flags = MountFlags::empty();
+    for (have, keep) in [
+        (St::NOSUID, MountFlags::NOSUID),
+        (St::NODEV, MountFlags::NODEV),
+        (St::NOEXEC, MountFlags::NOEXEC),
+        (St::NOATIME, MountFlags::NOATIME),
+        (St::NODIRATIME, MountFlags::NODIRATIME),
+        (St::RELATIME, MountFlags::RELATIME),
+        (St::RDONLY, MountFlags::RDONLY),
+    ] {
+        if st.contains(have) {
+            flags |= keep;
+        }
+    }
+    if !st.intersects(St::NOATIME | St::RELATIME) {
+        flags |= MountFlags::STRICTATIME;
+    }
+    Ok(flags)
+}
+
+/// mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | flags, NULL): sets the flags of the mount at
+/// `target` alone, not of its file system.
+pub fn remount_bind(target: &CStr, flags: MountFlags) -> Result<(), i32> {
+    ok(rustix::mount::mount_remount(
+        target,
+        flags | MountFlags::BIND,
+        c"",
+    ))
+}
+
+/// mount(path, path, NULL, MS_BIND | MS_REC, NULL): `path` becomes a mount of its own, with the
+/// mounts below it.
+pub fn bind_onto_itself(path: &CStr) -> Result<(), i32> {
+    ok(rustix::mount::mount_bind_recursive(path, path))
+}
+
 /// sethostname(2).
 pub fn sethostname(name: &CStr) -> Result<(), i32> {
     ok(rustix::system::sethostname(name.to_bytes()))

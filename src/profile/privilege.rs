@@ -36,9 +36,10 @@ pub(super) struct RawFilesystem {
     bind_tcp: Val,
     connect_tcp: Val,
     scope: Val,
+    view: Val,
 }
 
-/// `[filesystem]` (Landlock), validated.
+/// `[filesystem]` (Landlock, and the read-only view), validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filesystem {
     pub enforce: Enforce,
@@ -52,6 +53,29 @@ pub struct Filesystem {
     pub connect_tcp: Option<Vec<u16>>,
     /// What the agent may not reach outside its Landlock domain.
     pub scope: Scope,
+    /// How the agent sees the file system: the host's as it is, or read-only but for `write`.
+    pub view: View,
+}
+
+/// `filesystem.view`: the agent's mount tree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum View {
+    /// The host's mounts as they are.
+    #[default]
+    Host,
+    /// A mount namespace where every mount is read-only but the `write` paths, with a private
+    /// /tmp ([`crate::view`]).
+    ReadOnly,
+}
+
+impl View {
+    /// Its name in the profile and the statistics.
+    pub fn name(self) -> &'static str {
+        match self {
+            View::Host => "host",
+            View::ReadOnly => "read-only",
+        }
+    }
 }
 
 /// `filesystem.scope`: Landlock's scoping (ABI 6). Both by default.
@@ -296,6 +320,20 @@ pub(super) fn filesystem(
         scope: match &raw.scope {
             Some(v) => scope(src, v)?,
             None => Scope::default(),
+        },
+        view: match &raw.view {
+            None => View::Host,
+            Some(v) => match v.get_ref().as_str() {
+                Some("host") => View::Host,
+                Some("read-only") => View::ReadOnly,
+                _ => {
+                    return Err(src.bad(
+                        v,
+                        "filesystem.view",
+                        "expected \"host\" or \"read-only\"".into(),
+                    ))
+                }
+            },
         },
     };
     for (key, v, out) in [

@@ -1,0 +1,51 @@
+//! The read-only view of `[filesystem]` ([`crate::view`]), built by the agent's child in its new
+//! mount namespace (already private, so nothing propagates to the host), before /proc and
+//! cgroup2 are mounted there.
+
+use rustix::mount::MountFlags;
+
+use super::raw;
+use crate::ns::Step;
+use crate::view::ViewPlan;
+
+/// Builds the view: every mount read-only, then the write paths writable, then a private /tmp,
+/// then the working directory entered again (under a write path it is the bind now). Errors are
+/// the step and its errno; a working directory that is gone inside (it was in /tmp) is Ok(Some).
+pub(crate) fn build(v: &ViewPlan) -> Result<Option<i32>, (Step, i32)> {
+    for m in &v.read_only {
+        // A mount point we cannot reach (EACCES, ENOENT), or where another mount covers the one
+        // listed (EINVAL: the path is no mount's root), is not a mount the agent can reach there:
+        // the mount it reaches instead has an entry of its own.
+        let flags = match raw::mount_flags(m) {
+            Ok(f) => f,
+            Err(libc::EACCES | libc::ENOENT) => continue,
+            Err(e) => return Err((Step::ViewReadOnly, e)),
+        };
+        match raw::remount_bind(m, flags | MountFlags::RDONLY) {
+            Ok(()) | Err(libc::EACCES | libc::ENOENT | libc::EINVAL) => {}
+            Err(e) => return Err((Step::ViewReadOnly, e)),
+        }
+    }
+    for w in &v.write {
+        raw::bind_onto_itself(w).map_err(|e| (Step::ViewWrite, e))?;
+        // The bind has the flags of the read-only mount it came from: keep all but read-only.
+        let flags = raw::mount_flags(w).map_err(|e| (Step::ViewWrite, e))?;
+        raw::remount_bind(w, flags - MountFlags::RDONLY).map_err(|e| (Step::ViewWrite, e))?;
+    }
+    if let Some(tmp) = &v.tmp {
+        // Its pages are charged to the agent's cgroup: the memory limit bounds it.
+        raw::mount(
+            &v.tmpfs,
+            tmp,
+            &v.tmpfs,
+            MountFlags::NOSUID | MountFlags::NODEV,
+        )
+        .map_err(|e| (Step::ViewTmp, e))?;
+    }
+    if let Some(cwd) = &v.cwd {
+        if let Err(e) = raw::chdir(cwd) {
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
+}
