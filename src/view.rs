@@ -35,6 +35,16 @@ pub struct ViewPlan {
     /// host's /tmp stays, read-only but for those paths).
     pub tmp: Option<CString>,
     pub tmpfs: CString,
+    /// Hidden files: an empty read-only file is bound over each.
+    pub hide_files: Vec<CString>,
+    /// Hidden directories: an empty read-only tmpfs is mounted over each.
+    pub hide_dirs: Vec<CString>,
+    /// The tmpfs options of a hidden directory.
+    pub hide_data: CString,
+    /// Where the empty file is made for the hidden files: a tmpfs mounted on /proc for a moment
+    /// (a directory every system has, and one `hide` cannot name), then detached.
+    pub staging: CString,
+    pub staging_file: CString,
     /// The working directory, entered again once the view is built: the old one may be the
     /// read-only mount under a write path's bind.
     pub cwd: Option<CString>,
@@ -46,8 +56,10 @@ pub struct Status {
     /// "host" or "read-only", as the profile asks.
     pub view: &'static str,
     /// "enforced", "not enforced" (best effort where no mount namespace could be had), or "off"
-    /// for the host's view.
+    /// for the host's view without `hide`.
     pub status: &'static str,
+    /// How many `hide` paths are covered (those that exist, outside a private /tmp).
+    pub hidden: usize,
 }
 
 impl Status {
@@ -60,6 +72,7 @@ impl Status {
         Status {
             view: View::Host.name(),
             status: "off",
+            hidden: 0,
         }
     }
 }
@@ -72,6 +85,10 @@ pub enum ViewError {
     MountInfo(io::Error),
     #[error("invalid [filesystem] write path {}: {source}; create it or remove it from the list", path.display())]
     WritePath { path: PathBuf, source: io::Error },
+    #[error("invalid [filesystem] hide path {}: the view cannot cover / or what is in /proc; remove it from the list", path.display())]
+    HidePath { path: PathBuf },
+    #[error("invalid [filesystem] hide path {path}: there is no home directory to expand `~` to (no $HOME, no passwd entry); write the path in full")]
+    NoHome { path: String },
 }
 
 /// Decides, before anything is created, whether the view of `fs` can be built: adds the mount
@@ -83,12 +100,13 @@ pub fn resolve(
     ns: &mut Namespaces,
     privileged: impl FnOnce() -> bool,
 ) -> Result<(Status, Option<Unenforced>), ViewError> {
-    let Some(fs) = fs.filter(|fs| fs.view == View::ReadOnly) else {
+    let Some(fs) = fs.filter(|fs| fs.view == View::ReadOnly || !fs.hide.is_empty()) else {
         return Ok((Status::off(), None));
     };
     let enforced = Status {
-        view: View::ReadOnly.name(),
+        view: fs.view.name(),
         status: "enforced",
+        hidden: 0,
     };
     if ns.user || privileged() {
         ns.mount = true;
@@ -105,14 +123,19 @@ pub fn resolve(
     if fs.enforce == Enforce::Required {
         return Err(ViewError::Unavailable { why: why.into() });
     }
+    let what = match fs.view {
+        View::ReadOnly => "read-only view ([filesystem] view and hide; Landlock alone applies)",
+        View::Host => "[filesystem] hide (Landlock alone applies)",
+    };
     let unenforced = Unenforced {
-        what: "read-only view ([filesystem] view; Landlock alone applies)".into(),
+        what: what.into(),
         why: why.into(),
     };
     Ok((
         Status {
-            view: View::ReadOnly.name(),
+            view: fs.view.name(),
             status: "not enforced",
+            hidden: 0,
         },
         Some(unenforced),
     ))
@@ -131,6 +154,22 @@ fn obstacle_text(o: UsernsObstacle) -> &'static str {
 impl ViewPlan {
     /// The child's steps for the view of `fs`, from this mount namespace's mount points.
     pub fn new(fs: &Filesystem) -> Result<ViewPlan, ViewError> {
+        let mounts = match fs.view {
+            View::ReadOnly => mount_points(&read_mountinfo()?),
+            View::Host => Vec::new(),
+        };
+        ViewPlan::with_mounts(fs, mounts)
+    }
+
+    /// How many hidden paths the child covers.
+    pub fn hidden(&self) -> usize {
+        self.hide_files.len() + self.hide_dirs.len()
+    }
+
+    /// The plan, given the mount points to make read-only (none for the host's view with
+    /// `hide`, which binds no write path and keeps the host's /tmp).
+    fn with_mounts(fs: &Filesystem, mounts: Vec<PathBuf>) -> Result<ViewPlan, ViewError> {
+        let read_only_view = fs.view == View::ReadOnly;
         let write = fs
             .write
             .iter()
@@ -141,26 +180,85 @@ impl ViewPlan {
                 })
             })
             .collect::<Result<Vec<PathBuf>, _>>()?;
-        let mountinfo =
-            std::fs::read_to_string("/proc/self/mountinfo").map_err(ViewError::MountInfo)?;
-        let read_only = mount_points(&mountinfo)
+        let write = if read_only_view { write } else { Vec::new() };
+        let read_only = mounts
             .into_iter()
             .filter(|m| !write.iter().any(|w| m.starts_with(w)))
             .map(|m| c_path(&m))
             .collect();
         let tmp = Path::new("/tmp");
-        let private_tmp = !write.iter().any(|w| w.starts_with(tmp));
-        if !private_tmp {
+        let private_tmp = read_only_view && !write.iter().any(|w| w.starts_with(tmp));
+        if read_only_view && !private_tmp {
             tracing::debug!("read-only view: a write path is in /tmp, so /tmp stays the host's (read-only but for the write paths), not a private tmpfs");
         }
+        let (hide_files, hide_dirs) = hidden(&fs.hide, private_tmp.then_some(tmp))?;
+        let c = |s: &str| CString::new(s).expect("no NUL");
         Ok(ViewPlan {
             read_only,
             write: write.iter().map(|w| c_path(w)).collect(),
             tmp: private_tmp.then(|| c_path(tmp)),
-            tmpfs: CString::new("tmpfs").expect("no NUL"),
+            tmpfs: c("tmpfs"),
+            hide_files,
+            hide_dirs,
+            hide_data: c("mode=0555"),
+            staging: c("/proc"),
+            staging_file: c("/proc/synwire-empty"),
             cwd: std::env::current_dir().ok().map(|d| c_path(&d)),
         })
     }
+}
+
+fn read_mountinfo() -> Result<String, ViewError> {
+    std::fs::read_to_string("/proc/self/mountinfo").map_err(ViewError::MountInfo)
+}
+
+/// The hide paths as the child covers them: "~" expanded, symbolic links resolved, split into
+/// files and directories. A path that does not exist is skipped, and so is one in the private
+/// /tmp (`tmp`), which hides it already.
+fn hidden(hide: &[String], tmp: Option<&Path>) -> Result<(Vec<CString>, Vec<CString>), ViewError> {
+    let (mut files, mut dirs) = (Vec::new(), Vec::new());
+    for written in hide {
+        let path = expand_home(written)?;
+        let Ok(real) = std::fs::canonicalize(&path) else {
+            tracing::debug!("[filesystem] hide {written}: no such path here; skipped");
+            continue;
+        };
+        if real == Path::new("/") || real.starts_with("/proc") {
+            return Err(ViewError::HidePath { path: real });
+        }
+        if tmp.is_some_and(|t| real.starts_with(t)) {
+            tracing::debug!("[filesystem] hide {written}: in /tmp, which is private; skipped");
+            continue;
+        }
+        if real.is_dir() {
+            dirs.push(c_path(&real));
+        } else {
+            files.push(c_path(&real));
+        }
+    }
+    Ok((files, dirs))
+}
+
+/// `~` and `~/…` in the caller's home: $HOME, or the passwd entry of our uid.
+fn expand_home(written: &str) -> Result<PathBuf, ViewError> {
+    let rest = match written.strip_prefix('~') {
+        Some("") => "",
+        Some(r) if r.starts_with('/') => r.trim_start_matches('/'),
+        _ => return Ok(PathBuf::from(written)),
+    };
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.dir)
+        })
+        .ok_or_else(|| ViewError::NoHome {
+            path: written.into(),
+        })?;
+    Ok(home.join(rest))
 }
 
 /// A path as a C string (a path from the kernel or the file system has no NUL).
@@ -229,6 +327,7 @@ mod tests {
             connect_tcp: None,
             scope: Default::default(),
             view: View::ReadOnly,
+            hide: Vec::new(),
         }
     }
 
@@ -271,5 +370,38 @@ mod tests {
         assert_eq!(plan.tmp.is_none(), canonical.starts_with("/tmp"));
         let plan = ViewPlan::new(&read_only(Vec::new(), Enforce::Required)).unwrap();
         assert_eq!(plan.tmp.as_deref(), Some(c"/tmp"));
+    }
+
+    #[test]
+    fn hide_paths_are_split_into_files_and_directories_and_the_missing_skipped() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "x").unwrap();
+        let real = std::fs::canonicalize(dir.path()).unwrap();
+        let hide = [
+            real.to_str().unwrap(),
+            file.to_str().unwrap(),
+            "/no/such/path-xyz",
+        ]
+        .map(String::from);
+        let (files, dirs) = hidden(&hide, Some(Path::new("/tmp"))).unwrap();
+        assert_eq!(files, [c_path(&real.join("secret"))]);
+        assert_eq!(dirs, [c_path(&real)]);
+        let e = hidden(&["/proc/self".into()], None).unwrap_err();
+        assert!(e.to_string().contains("/proc"), "{e}");
+        assert!(hidden(&["/".into()], None).is_err());
+        let (_, in_tmp) = hidden(&["/tmp".into()], Some(Path::new("/tmp"))).unwrap();
+        assert!(in_tmp.is_empty());
+    }
+
+    #[test]
+    fn a_tilde_is_the_callers_home() {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        if let Some(home) = home.filter(|h| !h.as_os_str().is_empty()) {
+            assert_eq!(expand_home("~").unwrap(), home);
+            assert_eq!(expand_home("~/.ssh").unwrap(), home.join(".ssh"));
+        }
+        assert_eq!(expand_home("~x").unwrap(), PathBuf::from("~x"));
+        assert_eq!(expand_home("/a/~").unwrap(), PathBuf::from("/a/~"));
     }
 }

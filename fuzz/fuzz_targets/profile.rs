@@ -136,6 +136,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "connect_tcp",
             "scope",
             "view",
+            "hide",
         ],
     ),
     ("seccomp", &["default", "action", "deny", "allow"]),

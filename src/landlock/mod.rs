@@ -74,6 +74,7 @@ pub fn abi_detail(abi: u32) -> String {
         connect_tcp: Some(Vec::new()),
         scope: Default::default(),
         view: Default::default(),
+        hide: Vec::new(),
     });
     let status = Status::of(Some(abi), &all);
     if status.unhandled.is_empty() {

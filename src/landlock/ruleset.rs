@@ -166,6 +166,7 @@ mod tests {
             connect_tcp: None,
             scope: Scope::default(),
             view: Default::default(),
+            hide: Vec::new(),
         }
     }
 

@@ -172,6 +172,7 @@ mod tests {
             connect_tcp: tcp.then(|| vec![443]),
             scope,
             view: Default::default(),
+            hide: Vec::new(),
         }
     }
 

@@ -28,6 +28,7 @@ fn filesystem(write: &str) -> Filesystem {
         connect_tcp: None,
         scope: Scope::default(),
         view: Default::default(),
+        hide: Vec::new(),
     }
 }
 

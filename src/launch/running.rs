@@ -61,6 +61,7 @@ impl Prepared {
             Some(fs) if stats.filesystem_view.enforced() => Some(ViewPlan::new(fs)?),
             _ => None,
         };
+        stats.filesystem_view.hidden = view.as_ref().map_or(0, ViewPlan::hidden);
         let start = Instant::now();
         let child = match spawn_agent(&plan, &sec, &profile, view, cgroup.as_ref(), &signals)? {
             Spawned::Running(child) => child,

@@ -107,6 +107,7 @@ pub enum Step {
     ViewReadOnly = 16,
     ViewWrite = 17,
     ViewTmp = 18,
+    ViewHide = 19,
 }
 
 impl Step {
@@ -130,6 +131,7 @@ impl Step {
             16 => Step::ViewReadOnly,
             17 => Step::ViewWrite,
             18 => Step::ViewTmp,
+            19 => Step::ViewHide,
             _ => Step::Exec,
         }
     }
@@ -161,6 +163,7 @@ impl Step {
                 "bind a [filesystem] write path writable in the read-only view (it must be a path the caller can reach)"
             }
             Step::ViewTmp => "mount a private tmpfs on /tmp for the read-only view",
+            Step::ViewHide => "cover a [filesystem] hide path",
         }
     }
 }

@@ -391,6 +391,47 @@ pub fn bind_onto_itself(path: &CStr) -> Result<(), i32> {
     ok(rustix::mount::mount_bind_recursive(path, path))
 }
 
+/// mount(2) of a file system `fstype` from `source` on `target`, with the options `data`.
+pub fn mount_data(
+    source: &CStr,
+    target: &CStr,
+    fstype: &CStr,
+    flags: MountFlags,
+    data: &CStr,
+) -> Result<(), i32> {
+    ok(rustix::mount::mount(
+        source,
+        target,
+        fstype,
+        flags,
+        Some(data),
+    ))
+}
+
+/// mount(source, target, NULL, MS_BIND, NULL).
+pub fn bind(source: &CStr, target: &CStr) -> Result<(), i32> {
+    ok(rustix::mount::mount_bind(source, target))
+}
+
+/// umount2(target, MNT_DETACH).
+pub fn unmount_detach(target: &CStr) -> Result<(), i32> {
+    ok(rustix::mount::unmount(
+        target,
+        rustix::mount::UnmountFlags::DETACH,
+    ))
+}
+
+/// Creates the empty file `path` (O_CREAT | O_EXCL, mode 0444) and closes it.
+pub fn create_empty_file(path: &CStr) -> Result<(), i32> {
+    let fd = ok(rustix::fs::open(
+        path,
+        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o444),
+    ))?;
+    drop(fd);
+    Ok(())
+}
+
 /// sethostname(2).
 pub fn sethostname(name: &CStr) -> Result<(), i32> {
     ok(rustix::system::sethostname(name.to_bytes()))

@@ -37,6 +37,7 @@ pub(super) struct RawFilesystem {
     connect_tcp: Val,
     scope: Val,
     view: Val,
+    hide: Val,
 }
 
 /// `[filesystem]` (Landlock, and the read-only view), validated.
@@ -55,6 +56,8 @@ pub struct Filesystem {
     pub scope: Scope,
     /// How the agent sees the file system: the host's as it is, or read-only but for `write`.
     pub view: View,
+    /// Paths covered by an empty directory or file, as written ("~" is the caller's home).
+    pub hide: Vec<String>,
 }
 
 /// `filesystem.view`: the agent's mount tree.
@@ -334,6 +337,10 @@ pub(super) fn filesystem(
                     ))
                 }
             },
+        },
+        hide: match &raw.hide {
+            Some(v) => strings(src, v, "filesystem.hide")?,
+            None => Vec::new(),
         },
     };
     for (key, v, out) in [

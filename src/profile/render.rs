@@ -258,6 +258,7 @@ fn filesystem(fs: &Filesystem) -> Table {
         .map(|n| Value::String(n.into()));
     t.insert("scope".into(), Value::Array(scope.collect()));
     t.insert("view".into(), Value::String(fs.view.name().into()));
+    t.insert("hide".into(), strings(&fs.hide));
     t
 }
 
