@@ -31,8 +31,8 @@ pub struct ViewPlan {
     pub read_only: Vec<CString>,
     /// The write paths, canonical: bound onto themselves and remounted writable.
     pub write: Vec<CString>,
-    /// `/tmp`, which gets a fresh tmpfs; None when a write path is /tmp or inside it (the
-    /// host's /tmp stays, read-only but for those paths).
+    /// `/tmp`, which gets a fresh tmpfs; None when a write path is inside /tmp (the host's /tmp
+    /// stays, read-only but for those paths).
     pub tmp: Option<CString>,
     pub tmpfs: CString,
     /// Hidden files: an empty read-only file is bound over each.
@@ -180,17 +180,25 @@ impl ViewPlan {
                 })
             })
             .collect::<Result<Vec<PathBuf>, _>>()?;
-        let write = if read_only_view { write } else { Vec::new() };
+        let tmp = Path::new("/tmp");
+        // A write path inside /tmp keeps the host's /tmp (read-only but for it): a private one
+        // would hide it. `/tmp` itself asks for a writable /tmp, which the private one is.
+        let private_tmp = read_only_view && !write.iter().any(|w| w.starts_with(tmp) && w != tmp);
+        if read_only_view && !private_tmp {
+            tracing::debug!("read-only view: a write path is inside /tmp, so /tmp stays the host's (read-only but for the write paths), not a private tmpfs");
+        }
+        let write: Vec<PathBuf> = match read_only_view {
+            true => write
+                .into_iter()
+                .filter(|w| !(private_tmp && w == tmp))
+                .collect(),
+            false => Vec::new(),
+        };
         let read_only = mounts
             .into_iter()
             .filter(|m| !write.iter().any(|w| m.starts_with(w)))
             .map(|m| c_path(&m))
             .collect();
-        let tmp = Path::new("/tmp");
-        let private_tmp = read_only_view && !write.iter().any(|w| w.starts_with(tmp));
-        if read_only_view && !private_tmp {
-            tracing::debug!("read-only view: a write path is in /tmp, so /tmp stays the host's (read-only but for the write paths), not a private tmpfs");
-        }
         let (hide_files, hide_dirs) = hidden(&fs.hide, private_tmp.then_some(tmp))?;
         let c = |s: &str| CString::new(s).expect("no NUL");
         Ok(ViewPlan {
@@ -368,8 +376,10 @@ mod tests {
         let canonical = std::fs::canonicalize(&write).unwrap();
         assert_eq!(plan.write, [c_path(&canonical)]);
         assert_eq!(plan.tmp.is_none(), canonical.starts_with("/tmp"));
-        let plan = ViewPlan::new(&read_only(Vec::new(), Enforce::Required)).unwrap();
+        // /tmp itself in `write`: the private /tmp is writable, nothing is bound.
+        let plan = ViewPlan::new(&read_only(vec!["/tmp".into()], Enforce::Required)).unwrap();
         assert_eq!(plan.tmp.as_deref(), Some(c"/tmp"));
+        assert!(plan.write.is_empty());
     }
 
     #[test]
