@@ -35,6 +35,9 @@ pub struct ViewPlan {
     /// stays, read-only but for those paths).
     pub tmp: Option<CString>,
     pub tmpfs: CString,
+    /// The Landlock ruleset and the rights of a `write` directory in it: the private /tmp gets
+    /// them (a rule on the host's /tmp does not reach a file system mounted over it).
+    pub tmp_rule: Option<(std::os::fd::RawFd, u64)>,
     /// Hidden files: an empty read-only file is bound over each.
     pub hide_files: Vec<CString>,
     /// Hidden directories: an empty read-only tmpfs is mounted over each.
@@ -206,6 +209,7 @@ impl ViewPlan {
             write: write.iter().map(|w| c_path(w)).collect(),
             tmp: private_tmp.then(|| c_path(tmp)),
             tmpfs: c("tmpfs"),
+            tmp_rule: None,
             hide_files,
             hide_dirs,
             hide_data: c("mode=0555"),

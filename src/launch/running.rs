@@ -58,7 +58,14 @@ impl Prepared {
 
         // Just before fork: the mount points the child makes read-only are those of now.
         let view = match profile.filesystem.as_ref() {
-            Some(fs) if stats.filesystem_view.enforced() => Some(ViewPlan::new(fs)?),
+            Some(fs) if stats.filesystem_view.enforced() => {
+                let mut view = ViewPlan::new(fs)?;
+                view.tmp_rule = sec
+                    .landlock
+                    .zip(stats.landlock.abi)
+                    .map(|(fd, abi)| (fd, crate::landlock::write_dir_access(abi)));
+                Some(view)
+            }
             _ => None,
         };
         stats.filesystem_view.hidden = view.as_ref().map_or(0, ViewPlan::hidden);

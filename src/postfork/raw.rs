@@ -567,6 +567,36 @@ pub fn landlock_restrict_self(ruleset: RawFd) -> Result<(), i32> {
     )
 }
 
+/// landlock_add_rule(2), LANDLOCK_RULE_PATH_BENEATH: `access` beneath `path`, opened O_PATH here.
+pub fn landlock_add_path_rule(ruleset: RawFd, path: &CStr, access: u64) -> Result<(), i32> {
+    /// struct landlock_path_beneath_attr, packed as the kernel declares it.
+    #[repr(C, packed)]
+    struct PathBeneath {
+        allowed_access: u64,
+        parent_fd: i32,
+    }
+    let dir = ok(rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ))?;
+    let attr = PathBeneath {
+        allowed_access: access,
+        parent_fd: dir.as_raw_fd(),
+    };
+    // SAFETY: a valid attribute of the declared layout, read by the kernel during the call;
+    // `dir` outlives it.
+    ok_or_errno(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset,
+            1u32,
+            &attr as *const PathBeneath,
+            0u32,
+        )
+    } as libc::c_int)
+}
+
 /// seccomp(SECCOMP_SET_MODE_FILTER, 0, prog) with a filter built before fork. Needs no_new_privs
 /// (set before) or CAP_SYS_ADMIN.
 pub fn seccomp_set_filter(filter: &[libc::sock_filter]) -> Result<(), i32> {

@@ -42,6 +42,11 @@ pub(crate) fn build(v: &ViewPlan) -> Result<Option<i32>, (Step, i32)> {
             MountFlags::NOSUID | MountFlags::NODEV,
         )
         .map_err(|e| (Step::ViewTmp, e))?;
+        // Landlock follows a path up past a mount without looking at the directory it covers:
+        // the private /tmp needs a rule of its own to be writable, and gets one, as private.
+        if let Some((ruleset, access)) = v.tmp_rule {
+            raw::landlock_add_path_rule(ruleset, tmp, access).map_err(|e| (Step::ViewTmp, e))?;
+        }
     }
     hide(v).map_err(|e| (Step::ViewHide, e))?;
     if let Some(cwd) = &v.cwd {
