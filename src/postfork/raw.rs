@@ -349,7 +349,7 @@ pub fn mount(source: &CStr, target: &CStr, fstype: &CStr, flags: MountFlags) -> 
 }
 
 /// The per-mount flags of the mount at `path` (statvfs(2)), as the mount(2) flags that keep them
-/// in a remount: nosuid, nodev, noexec, the atime mode (strictatime where neither noatime nor
+/// in a remount: nosuid, nodev, noexec, nosymfollow, the atime mode (strictatime where neither noatime nor
 /// relatime is set, or the kernel would default to relatime, which a user namespace refuses for a
 /// locked mount), and read-only.
 pub fn mount_flags(path: &CStr) -> Result<MountFlags, i32> {
@@ -364,6 +364,8 @@ pub fn mount_flags(path: &CStr) -> Result<MountFlags, i32> {
         (St::NODIRATIME, MountFlags::NODIRATIME),
         (St::RELATIME, MountFlags::RELATIME),
         (St::RDONLY, MountFlags::RDONLY),
+        // ST_NOSYMFOLLOW (5.10), which rustix does not name.
+        (St::from_bits_retain(0x2000), MountFlags::NOSYMFOLLOW),
     ] {
         if st.contains(have) {
             flags |= keep;

@@ -19,23 +19,23 @@ use crate::torture_tests::with_leak_check;
 
 pub fn add_all(t: &mut Vec<(String, TestFn)>) {
     t.push((
-        "view/read-only/root".into(),
+        "filesystem-view/read-only/root".into(),
         with_leak_check(|e| read_only(e, root(e), &[])),
     ));
     t.push((
-        "view/read-only/root-pid-namespace".into(),
+        "filesystem-view/read-only/root-pid-namespace".into(),
         with_leak_check(|e| read_only(e, root(e), &["--unshare", "pid"])),
     ));
     t.push((
-        "view/read-only/user".into(),
+        "filesystem-view/read-only/user".into(),
         with_leak_check(|e| read_only(e, user(e), &[])),
     ));
     t.push((
-        "view/no-user-namespace/required".into(),
+        "filesystem-view/no-user-namespace/required".into(),
         with_leak_check(required_without_userns),
     ));
     t.push((
-        "view/no-user-namespace/best-effort".into(),
+        "filesystem-view/no-user-namespace/best-effort".into(),
         with_leak_check(best_effort_without_userns),
     ));
 }
