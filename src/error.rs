@@ -18,6 +18,8 @@ pub enum Error {
     #[error(transparent)]
     Landlock(#[from] crate::landlock::LandlockError),
     #[error(transparent)]
+    View(#[from] crate::view::ViewError),
+    #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("cannot set up signal handling: {0}")]
     Signals(std::io::Error),

@@ -51,6 +51,7 @@ pub mod spawn;
 pub mod supervise;
 pub mod sys;
 pub mod systemd;
+pub mod view;
 
 pub use cli::Cli;
 pub use error::Error;

@@ -135,6 +135,8 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "bind_tcp",
             "connect_tcp",
             "scope",
+            "view",
+            "hide",
         ],
     ),
     ("seccomp", &["default", "action", "deny", "allow"]),

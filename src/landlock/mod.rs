@@ -64,6 +64,13 @@ pub fn abi_version() -> io::Result<u32> {
     sys::landlock_abi()
 }
 
+/// The rights a `write` directory gets in a ruleset on a kernel of Landlock ABI `abi`, as the
+/// kernel's bit mask (those the ruleset handles there).
+pub fn write_dir_access(abi: u32) -> u64 {
+    use landlock::{Access, AccessFs, ABI};
+    AccessFs::from_all(ABI::from(i32::try_from(abi).unwrap_or(i32::MAX)).min(NEWEST)).bits()
+}
+
 /// For `check`: the ABI, and what of everything a `[filesystem]` may ask for it cannot restrict.
 pub fn abi_detail(abi: u32) -> String {
     let all = Requested::of(&Filesystem {
@@ -73,6 +80,8 @@ pub fn abi_detail(abi: u32) -> String {
         bind_tcp: Some(Vec::new()),
         connect_tcp: Some(Vec::new()),
         scope: Default::default(),
+        view: Default::default(),
+        hide: Vec::new(),
     });
     let status = Status::of(Some(abi), &all);
     if status.unhandled.is_empty() {

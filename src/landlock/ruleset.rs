@@ -165,6 +165,8 @@ mod tests {
             bind_tcp: None,
             connect_tcp: None,
             scope: Scope::default(),
+            view: Default::default(),
+            hide: Vec::new(),
         }
     }
 

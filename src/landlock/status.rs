@@ -171,6 +171,8 @@ mod tests {
             bind_tcp: tcp.then(Vec::new),
             connect_tcp: tcp.then(|| vec![443]),
             scope,
+            view: Default::default(),
+            hide: Vec::new(),
         }
     }
 

@@ -27,6 +27,8 @@ fn filesystem(write: &str) -> Filesystem {
         bind_tcp: None,
         connect_tcp: None,
         scope: Scope::default(),
+        view: Default::default(),
+        hide: Vec::new(),
     }
 }
 

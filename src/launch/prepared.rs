@@ -36,12 +36,23 @@ impl Prepared {
     pub fn new(req: &Request) -> Result<Next<Prepared>, Error> {
         // Before synwire-run opens anything of its own: inherited descriptors are not the agent's.
         security::prepare_fds(preserved_fds(req.preserve_fds))?;
-        let profile = profile::load(&req.profile, &req.overrides)?;
+        let mut profile = profile::load(&req.profile, &req.overrides)?;
         if let Some(path) = &req.output.stats_file {
             report::file::check(path)?;
         }
         let id = new_id()?;
         let mut stats = base_stats(&id, &profile, &req.command);
+        // Before the least-privilege plan: the view may add a user namespace.
+        let (view, unenforced) = crate::view::resolve(
+            profile.filesystem.as_ref(),
+            &mut profile.namespaces,
+            security::has_cap_sys_admin,
+        )?;
+        stats.filesystem_view = view;
+        if let Some(u) = unenforced {
+            tracing::warn!("not enforced: {}: {}", u.what, u.why);
+            stats.unenforced.push(u);
+        }
         let mut sec = SecPlan::new(&profile.security, &profile.rlimits, profile.namespaces.user)?;
         let env: Vec<(OsString, OsString)> = profile.env.apply(std::env::vars_os().collect());
         stats.landlock = prepare_landlock(&profile, &env, &mut sec)?;
@@ -176,6 +187,7 @@ fn base_stats(id: &str, profile: &Profile, command: &[OsString]) -> Stats {
         spawn: None,
         unenforced: Vec::new(),
         landlock: landlock::Status::off(),
+        filesystem_view: crate::view::Status::off(),
         seccomp: seccomp::Status::off(),
         error: None,
     }

@@ -13,6 +13,7 @@ use crate::report::Stats;
 use crate::signals::STOP_REQUESTS;
 use crate::spawn::{self, Child, Spawned};
 use crate::supervise::{self, Signals};
+use crate::view::ViewPlan;
 use crate::{ns, security, sys};
 
 /// A launch whose agent runs.
@@ -55,8 +56,21 @@ impl Prepared {
             return Ok(Next::Finished(not_started(sig, cgroup, guardian)));
         }
 
+        // Just before fork: the mount points the child makes read-only are those of now.
+        let view = match profile.filesystem.as_ref() {
+            Some(fs) if stats.filesystem_view.enforced() => {
+                let mut view = ViewPlan::new(fs)?;
+                view.tmp_rule = sec
+                    .landlock
+                    .zip(stats.landlock.abi)
+                    .map(|(fd, abi)| (fd, crate::landlock::write_dir_access(abi)));
+                Some(view)
+            }
+            _ => None,
+        };
+        stats.filesystem_view.hidden = view.as_ref().map_or(0, ViewPlan::hidden);
         let start = Instant::now();
-        let child = match spawn_agent(&plan, &sec, &profile, cgroup.as_ref(), &signals)? {
+        let child = match spawn_agent(&plan, &sec, &profile, view, cgroup.as_ref(), &signals)? {
             Spawned::Running(child) => child,
             Spawned::ExecFailed(failure) => {
                 let wall = start.elapsed();
@@ -130,11 +144,12 @@ fn spawn_agent(
     plan: &crate::plan::ExecPlan,
     sec: &crate::security::SecPlan,
     profile: &Profile,
+    view: Option<ViewPlan>,
     cgroup: Option<&AgentCgroup>,
     signals: &Signals,
 ) -> Result<Spawned, spawn::SpawnError> {
     let force_fork = std::env::var_os("SYNWIRE_SPAWN").is_some_and(|v| v == "fork");
-    let ns_plan = ns::NsPlan::new(&profile.namespaces);
+    let ns_plan = ns::NsPlan::new(&profile.namespaces, view);
     spawn::spawn(&spawn::Spawn {
         plan,
         cgroup,
@@ -165,7 +180,7 @@ fn describe_cgroup(stats: &mut Stats, cgroup: Option<&AgentCgroup>, unenforced: 
     for u in &unenforced {
         tracing::warn!("not enforced: {}: {}", u.what, u.why);
     }
-    stats.unenforced = unenforced;
+    stats.unenforced.extend(unenforced);
     stats.cgroup = cgroup.map(|c| c.rel.clone());
     if let Some(c) = cgroup {
         stats.memory_limit_bytes = c.limits_applied.memory.and_then(|m| m.bytes());

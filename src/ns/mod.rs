@@ -32,10 +32,12 @@ pub struct NsPlan {
     pub cgroup_dir: CString,
     pub cgroup_fs: CString,
     pub tmpfs: CString,
+    /// The read-only view of `[filesystem]`, built first in the new mount namespace.
+    pub view: Option<crate::view::ViewPlan>,
 }
 
 impl NsPlan {
-    pub fn new(ns: &Namespaces) -> Option<NsPlan> {
+    pub fn new(ns: &Namespaces, view: Option<crate::view::ViewPlan>) -> Option<NsPlan> {
         if !ns.any() {
             return None;
         }
@@ -57,6 +59,7 @@ impl NsPlan {
             cgroup_dir: c("/sys/fs/cgroup"),
             cgroup_fs: c("cgroup2"),
             tmpfs: c("tmpfs"),
+            view: view.filter(|_| ns.mount),
         })
     }
 
@@ -101,6 +104,10 @@ pub enum Step {
     NoNewPrivs = 13,
     Landlock = 14,
     Seccomp = 15,
+    ViewReadOnly = 16,
+    ViewWrite = 17,
+    ViewTmp = 18,
+    ViewHide = 19,
 }
 
 impl Step {
@@ -121,6 +128,10 @@ impl Step {
             13 => Step::NoNewPrivs,
             14 => Step::Landlock,
             15 => Step::Seccomp,
+            16 => Step::ViewReadOnly,
+            17 => Step::ViewWrite,
+            18 => Step::ViewTmp,
+            19 => Step::ViewHide,
             _ => Step::Exec,
         }
     }
@@ -145,6 +156,14 @@ impl Step {
             Step::Seccomp => {
                 "install the [seccomp] filter (seccomp(2); the kernel needs CONFIG_SECCOMP_FILTER)"
             }
+            Step::ViewReadOnly => {
+                "remount the agent's mounts read-only for the [filesystem] read-only view"
+            }
+            Step::ViewWrite => {
+                "bind a [filesystem] write path writable in the read-only view (it must be a path the caller can reach)"
+            }
+            Step::ViewTmp => "mount a private tmpfs on /tmp for the read-only view",
+            Step::ViewHide => "cover a [filesystem] hide path",
         }
     }
 }
@@ -171,12 +190,12 @@ mod tests {
     fn plan_flags_leave_the_cgroup_namespace_to_the_child() {
         let mut ns = Namespaces::default();
         ns.unshare("all").unwrap();
-        let plan = NsPlan::new(&ns).unwrap();
+        let plan = NsPlan::new(&ns, None).unwrap();
         assert_eq!(
             plan.clone_flags,
             CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC
         );
         assert!(plan.cgroup && plan.needs_handshake());
-        assert!(NsPlan::new(&Namespaces::default()).is_none());
+        assert!(NsPlan::new(&Namespaces::default(), None).is_none());
     }
 }

@@ -9,7 +9,7 @@ use std::os::fd::BorrowedFd;
 use rustix::mount::MountFlags;
 use rustix::process::Signal;
 
-use super::{init, raw, security};
+use super::{init, raw, security, view};
 use crate::ns::{NsPlan, Step};
 use crate::plan::ExecPlan;
 use crate::security::SecPlan;
@@ -84,16 +84,20 @@ pub(crate) fn run(ctx: &ChildCtx) -> ! {
 }
 
 /// The set-up inside the new namespaces, in order: the cgroup namespace (now that we are in our
-/// cgroup, which becomes its root), private mounts, /proc, cgroup2, hostname, loopback, and the
-/// working directory. Ok(Some(errno)): the working directory was unreachable inside (a directory
+/// cgroup, which becomes its root), private mounts, the read-only view, /proc, cgroup2, hostname,
+/// loopback, and the working directory. Ok(Some(errno)): the working directory was unreachable inside (a directory
 /// whose owner is not mapped into the user namespace) and the agent starts in `/`.
 fn enter(ns: &NsPlan) -> Result<Option<i32>, (Step, i32)> {
     if ns.cgroup {
         raw::unshare_cgroup().map_err(|e| (Step::CgroupNs, e))?;
     }
+    let mut cwd_lost = None;
     if ns.mount {
         // Nothing mounted inside may propagate to the host.
         raw::make_private(&ns.root).map_err(|e| (Step::PrivateMounts, e))?;
+        if let Some(v) = &ns.view {
+            cwd_lost = view::build(v)?;
+        }
         let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
         if ns.pid {
             raw::mount(&ns.proc_fs, &ns.proc_dir, &ns.proc_fs, flags)
@@ -115,7 +119,7 @@ fn enter(ns: &NsPlan) -> Result<Option<i32>, (Step, i32)> {
     if ns.net {
         raw::loopback_up().map_err(|e| (Step::Loopback, e))?;
     }
-    if let Err(errno) = raw::cwd_searchable() {
+    if let Some(errno) = cwd_lost.or_else(|| raw::cwd_searchable().err()) {
         raw::chdir(&ns.root).map_err(|e| (Step::CwdFallback, e))?;
         return Ok(Some(errno));
     }

@@ -46,3 +46,4 @@ pub(crate) mod guard;
 pub(crate) mod init;
 pub(crate) mod raw;
 pub(crate) mod security;
+pub(crate) mod view;

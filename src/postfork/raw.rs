@@ -348,6 +348,92 @@ pub fn mount(source: &CStr, target: &CStr, fstype: &CStr, flags: MountFlags) -> 
     ok(rustix::mount::mount(source, target, fstype, flags, None))
 }
 
+/// The per-mount flags of the mount at `path` (statvfs(2)), as the mount(2) flags that keep them
+/// in a remount: nosuid, nodev, noexec, nosymfollow, the atime mode (strictatime where neither noatime nor
+/// relatime is set, or the kernel would default to relatime, which a user namespace refuses for a
+/// locked mount), and read-only.
+pub fn mount_flags(path: &CStr) -> Result<MountFlags, i32> {
+    use rustix::fs::StatVfsMountFlags as St;
+    let st = ok(rustix::fs::statvfs(path))?.f_flag;
+    let mut flags = MountFlags::empty();
+    for (have, keep) in [
+        (St::NOSUID, MountFlags::NOSUID),
+        (St::NODEV, MountFlags::NODEV),
+        (St::NOEXEC, MountFlags::NOEXEC),
+        (St::NOATIME, MountFlags::NOATIME),
+        (St::NODIRATIME, MountFlags::NODIRATIME),
+        (St::RELATIME, MountFlags::RELATIME),
+        (St::RDONLY, MountFlags::RDONLY),
+        // ST_NOSYMFOLLOW (5.10), which rustix does not name.
+        (St::from_bits_retain(0x2000), MountFlags::NOSYMFOLLOW),
+    ] {
+        if st.contains(have) {
+            flags |= keep;
+        }
+    }
+    if !st.intersects(St::NOATIME | St::RELATIME) {
+        flags |= MountFlags::STRICTATIME;
+    }
+    Ok(flags)
+}
+
+/// mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | flags, NULL): sets the flags of the mount at
+/// `target` alone, not of its file system.
+pub fn remount_bind(target: &CStr, flags: MountFlags) -> Result<(), i32> {
+    ok(rustix::mount::mount_remount(
+        target,
+        flags | MountFlags::BIND,
+        c"",
+    ))
+}
+
+/// mount(path, path, NULL, MS_BIND | MS_REC, NULL): `path` becomes a mount of its own, with the
+/// mounts below it.
+pub fn bind_onto_itself(path: &CStr) -> Result<(), i32> {
+    ok(rustix::mount::mount_bind_recursive(path, path))
+}
+
+/// mount(2) of a file system `fstype` from `source` on `target`, with the options `data`.
+pub fn mount_data(
+    source: &CStr,
+    target: &CStr,
+    fstype: &CStr,
+    flags: MountFlags,
+    data: &CStr,
+) -> Result<(), i32> {
+    ok(rustix::mount::mount(
+        source,
+        target,
+        fstype,
+        flags,
+        Some(data),
+    ))
+}
+
+/// mount(source, target, NULL, MS_BIND, NULL).
+pub fn bind(source: &CStr, target: &CStr) -> Result<(), i32> {
+    ok(rustix::mount::mount_bind(source, target))
+}
+
+/// umount2(target, MNT_DETACH).
+pub fn unmount_detach(target: &CStr) -> Result<(), i32> {
+    ok(rustix::mount::unmount(
+        target,
+        rustix::mount::UnmountFlags::DETACH,
+    ))
+}
+
+/// Creates the empty file `path` (O_CREAT | O_EXCL, mode 0444) and closes it.
+pub fn create_empty_file(path: &CStr) -> Result<(), i32> {
+    let fd = ok(rustix::fs::open(
+        path,
+        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o444),
+    ))?;
+    drop(fd);
+    Ok(())
+}
+
 /// sethostname(2).
 pub fn sethostname(name: &CStr) -> Result<(), i32> {
     ok(rustix::system::sethostname(name.to_bytes()))
@@ -481,6 +567,36 @@ pub fn landlock_restrict_self(ruleset: RawFd) -> Result<(), i32> {
     ok_or_errno(
         unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) } as libc::c_int,
     )
+}
+
+/// landlock_add_rule(2), LANDLOCK_RULE_PATH_BENEATH: `access` beneath `path`, opened O_PATH here.
+pub fn landlock_add_path_rule(ruleset: RawFd, path: &CStr, access: u64) -> Result<(), i32> {
+    /// struct landlock_path_beneath_attr, packed as the kernel declares it.
+    #[repr(C, packed)]
+    struct PathBeneath {
+        allowed_access: u64,
+        parent_fd: i32,
+    }
+    let dir = ok(rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ))?;
+    let attr = PathBeneath {
+        allowed_access: access,
+        parent_fd: dir.as_raw_fd(),
+    };
+    // SAFETY: a valid attribute of the declared layout, read by the kernel during the call;
+    // `dir` outlives it.
+    ok_or_errno(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset,
+            1u32,
+            &attr as *const PathBeneath,
+            0u32,
+        )
+    } as libc::c_int)
 }
 
 /// seccomp(SECCOMP_SET_MODE_FILTER, 0, prog) with a filter built before fork. Needs no_new_privs

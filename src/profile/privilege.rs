@@ -36,9 +36,11 @@ pub(super) struct RawFilesystem {
     bind_tcp: Val,
     connect_tcp: Val,
     scope: Val,
+    view: Val,
+    hide: Val,
 }
 
-/// `[filesystem]` (Landlock), validated.
+/// `[filesystem]` (Landlock, and the read-only view), validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filesystem {
     pub enforce: Enforce,
@@ -52,6 +54,31 @@ pub struct Filesystem {
     pub connect_tcp: Option<Vec<u16>>,
     /// What the agent may not reach outside its Landlock domain.
     pub scope: Scope,
+    /// How the agent sees the file system: the host's as it is, or read-only but for `write`.
+    pub view: View,
+    /// Paths covered by an empty directory or file, as written ("~" is the caller's home).
+    pub hide: Vec<String>,
+}
+
+/// `filesystem.view`: the agent's mount tree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum View {
+    /// The host's mounts as they are.
+    #[default]
+    Host,
+    /// A mount namespace where every mount is read-only but the `write` paths, with a private
+    /// /tmp ([`crate::view`]).
+    ReadOnly,
+}
+
+impl View {
+    /// Its name in the profile and the statistics.
+    pub fn name(self) -> &'static str {
+        match self {
+            View::Host => "host",
+            View::ReadOnly => "read-only",
+        }
+    }
 }
 
 /// `filesystem.scope`: Landlock's scoping (ABI 6). Both by default.
@@ -296,6 +323,24 @@ pub(super) fn filesystem(
         scope: match &raw.scope {
             Some(v) => scope(src, v)?,
             None => Scope::default(),
+        },
+        view: match &raw.view {
+            None => View::Host,
+            Some(v) => match v.get_ref().as_str() {
+                Some("host") => View::Host,
+                Some("read-only") => View::ReadOnly,
+                _ => {
+                    return Err(src.bad(
+                        v,
+                        "filesystem.view",
+                        "expected \"host\" or \"read-only\"".into(),
+                    ))
+                }
+            },
+        },
+        hide: match &raw.hide {
+            Some(v) => strings(src, v, "filesystem.hide")?,
+            None => Vec::new(),
         },
     };
     for (key, v, out) in [

@@ -257,6 +257,8 @@ fn filesystem(fs: &Filesystem) -> Table {
         .into_iter()
         .map(|n| Value::String(n.into()));
     t.insert("scope".into(), Value::Array(scope.collect()));
+    t.insert("view".into(), Value::String(fs.view.name().into()));
+    t.insert("hide".into(), strings(&fs.hide));
     t
 }
 

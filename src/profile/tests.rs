@@ -360,6 +360,31 @@ fn filesystem_network_and_scope_keys() {
 }
 
 #[test]
+fn filesystem_view_and_hide_keys() {
+    let fs = parse("x", "x.toml", "[filesystem]\n")
+        .unwrap()
+        .filesystem
+        .unwrap();
+    assert_eq!(fs.view, privilege::View::Host);
+    assert!(fs.hide.is_empty());
+    let text = "[filesystem]\nview = \"read-only\"\nhide = [\"~/.ssh\", \"/no/such/path\"]\n";
+    let fs = parse("x", "x.toml", text).unwrap().filesystem.unwrap();
+    assert_eq!(fs.view, privilege::View::ReadOnly);
+    // Kept as written: `~` is expanded, and missing paths skipped, at launch.
+    assert_eq!(fs.hide, ["~/.ssh", "/no/such/path"]);
+    for (text, needle) in [
+        (
+            "[filesystem]\nview = \"readonly\"\n",
+            ":2:8: `filesystem.view`",
+        ),
+        ("[filesystem]\nhide = \"/etc\"\n", "`filesystem.hide`"),
+    ] {
+        let e = err(text);
+        assert!(e.contains(needle), "{text}: {e}");
+    }
+}
+
+#[test]
 fn security_env_rlimits_sections() {
     let p = parse(
         "x",

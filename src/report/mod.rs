@@ -56,6 +56,8 @@ pub struct Stats {
     pub unenforced: Vec<Unenforced>,
     /// What Landlock enforced for `[filesystem]`.
     pub landlock: crate::landlock::Status,
+    /// Whether the read-only view of `[filesystem]` was built.
+    pub filesystem_view: crate::view::Status,
     /// Whether the `[seccomp]` filter was installed, and its action.
     pub seccomp: crate::seccomp::Status,
     /// Why the exec failed, for outcome exec_failed.
@@ -281,6 +283,7 @@ mod tests {
             leftover_processes: None,
             spawn: None,
             unenforced: Vec::new(),
+            filesystem_view: crate::view::Status::off(),
             landlock: crate::landlock::Status::off(),
             seccomp: crate::seccomp::Status::off(),
             error: None,

@@ -25,6 +25,7 @@ mod syscall_probes;
 mod systemd_sim_tests;
 mod tests;
 mod torture_tests;
+mod view_tests;
 
 use std::process::ExitCode;
 
@@ -37,7 +38,7 @@ const USAGE: &str =
        synwire-vmtest prep [--fds N,...] [--groups G,...] -- CMD... | fds | bind PORT
        synwire-vmtest container [--orchestrate] -- CMD... | deny-clone3 ERRNO -- CMD...
        synwire-vmtest ioctl-tty PATH... | tcp-connect PORT... | abstract NAME
-       synwire-vmtest try-syscalls [NAME...]";
+       synwire-vmtest try-syscalls [NAME...] | try-write PATH...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -71,6 +72,7 @@ fn main() -> ExitCode {
         Some("tcp-connect") => landlock_helpers::tcp_connect(&args[1..]),
         Some("abstract") => landlock_helpers::abstract_socket(&args[1..]),
         Some("try-syscalls") => syscall_probes::try_syscalls(&args[1..]),
+        Some("try-write") => view_tests::try_write(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {

@@ -99,6 +99,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     crate::stats_file_tests::add_all(&mut t);
     crate::signal_tests::add_all(&mut t);
     crate::landlock_tests::add_all(&mut t);
+    crate::view_tests::add_all(&mut t);
     crate::seccomp_tests::add_all(&mut t);
     crate::systemd_sim_tests::add_all(&mut t);
     crate::torture_tests::add_all(&mut t);
