@@ -26,15 +26,20 @@ impl AgentCgroup {
         settled: impl FnOnce(),
     ) -> (CgroupStats, Option<u64>) {
         let left = count_procs(&self.dir).map(|n| n as u64);
-        let killed = if left != Some(0) || !self.is_empty().unwrap_or(false) {
-            self.kill_all().map_err(|e| tracing::warn!("{e}")).is_ok()
-        } else {
-            true
-        };
-        if killed {
+        // Already empty (the common end): nothing to kill and nothing to wait for.
+        let empty = left == Some(0) && self.is_empty().unwrap_or(false);
+        if empty || self.kill_all().map_err(|e| tracing::warn!("{e}")).is_ok() {
             settled();
         }
-        match self.wait_empty(EMPTY_WAIT) {
+        let emptied = if empty {
+            // What wait_empty would do before finding it empty: reap the orphans that reached
+            // us as subreaper.
+            crate::sys::reap_any();
+            Ok(true)
+        } else {
+            self.wait_empty(EMPTY_WAIT)
+        };
+        match emptied {
             Ok(true) => {}
             Ok(false) => tracing::warn!(
                 "processes in {} did not exit within {}s of SIGKILL (stuck in the kernel?); the cgroup may stay behind",
