@@ -136,16 +136,7 @@ impl Conn {
         let mut out = auth_bytes(uid);
         let hello = via_daemon.then(|| {
             c.serial += 1;
-            encode_call(
-                &Call {
-                    destination: Some(DBUS),
-                    path: "/org/freedesktop/DBus",
-                    interface: DBUS,
-                    member: "Hello",
-                    args: vec![],
-                },
-                c.serial,
-            )
+            encode_call(&hello_call(), c.serial)
         });
         if let Some(h) = &hello {
             out.extend_from_slice(h);
@@ -288,5 +279,16 @@ impl Conn {
                 return Ok(m);
             }
         }
+    }
+}
+
+/// The Hello a client of the bus daemon sends first (not on a manager's private socket).
+pub fn hello_call() -> Call<'static> {
+    Call {
+        destination: Some(DBUS),
+        path: "/org/freedesktop/DBus",
+        interface: DBUS,
+        member: "Hello",
+        args: vec![],
     }
 }

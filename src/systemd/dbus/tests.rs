@@ -12,16 +12,7 @@ fn hex(bytes: &[u8]) -> String {
 #[test]
 fn hello_is_marshalled_byte_for_byte() {
     // The Hello every bus client sends first, as dbus-send and sd-bus write it.
-    let m = encode_call(
-        &Call {
-            destination: Some(DBUS),
-            path: "/org/freedesktop/DBus",
-            interface: DBUS,
-            member: "Hello",
-            args: vec![],
-        },
-        1,
-    );
+    let m = encode_call(&hello_call(), 1);
     let want = concat!(
         "6c010001",
         "00000000",
