@@ -455,17 +455,6 @@ pub fn pending_signals() -> Vec<i32> {
         .collect()
 }
 
-/// waitid(2) P_PIDFD (Linux 5.4) with WNOHANG: reaps exactly the child the pidfd refers to if it
-/// has exited; Ok(false) while it still runs, ECHILD (harmless) when it was reaped already.
-pub fn reap_pidfd_nohang(pidfd: BorrowedFd<'_>) -> io::Result<bool> {
-    use rustix::process::{WaitId, WaitIdOptions};
-    let reaped = rustix::process::waitid(
-        WaitId::PidFd(pidfd),
-        WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
-    )?;
-    Ok(reaped.is_some())
-}
-
 /// Asks the kernel whether clone3(2) takes CLONE_INTO_CGROUP, without starting a process: the call
 /// names the read end of a fresh pipe as the cgroup, which no kernel accepts. Linux 5.7 and later
 /// pass the flag checks and refuse the pipe at the cgroup lookup (EBADF); 5.3 to 5.6 refuse the
