@@ -29,7 +29,6 @@ const EMPTY_WAIT_MS: u64 = 10_000;
 /// The guardian's whole life, after fork.
 pub(super) fn guard(p: &Watch) -> ! {
     raw::block_all_signals();
-    raw::set_name(c"synwire-guard");
     let launcher = p.launcher.as_fd();
     close_all_but(&mut [
         launcher.as_raw_fd(),

@@ -191,11 +191,6 @@ pub fn fill_pid(slot: &PidSlot) {
     };
 }
 
-/// prctl(PR_SET_NAME): the name `ps` and /proc/PID/comm show.
-pub fn set_name(name: &CStr) {
-    let _ = rustix::thread::set_name(name);
-}
-
 /// execve(2); returns only on failure, with errno.
 pub fn execve(path: &CStr, argv: &CArgv, envp: &CArgv) -> i32 {
     // SAFETY: all three are NUL-terminated strings / NULL-terminated arrays built before fork.
