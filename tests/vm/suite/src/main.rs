@@ -15,6 +15,9 @@ mod landlock_helpers;
 mod landlock_tests;
 mod layout;
 mod lifecycle_tests;
+mod net_fixtures;
+mod net_helpers;
+mod network_tests;
 mod ns_tests;
 mod room_tests;
 mod sec_tests;
@@ -38,7 +41,9 @@ const USAGE: &str =
        synwire-vmtest prep [--fds N,...] [--groups G,...] -- CMD... | fds | bind PORT
        synwire-vmtest container [--orchestrate] -- CMD... | deny-clone3 ERRNO -- CMD...
        synwire-vmtest ioctl-tty PATH... | tcp-connect PORT... | abstract NAME
-       synwire-vmtest try-syscalls [NAME...] | try-write PATH...";
+       synwire-vmtest try-syscalls [NAME...] | try-write PATH...
+       synwire-vmtest net-get http|connect|socks URL | net-stream URL | net-many N BYTES URL
+       synwire-vmtest net-direct (tcp HOST PORT | dns [RESOLV_CONF])...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -73,6 +78,10 @@ fn main() -> ExitCode {
         Some("abstract") => landlock_helpers::abstract_socket(&args[1..]),
         Some("try-syscalls") => syscall_probes::try_syscalls(&args[1..]),
         Some("try-write") => view_tests::try_write(&args[1..]),
+        Some("net-get") => net_helpers::net_get(&args[1..]),
+        Some("net-stream") => net_helpers::net_stream(&args[1..]),
+        Some("net-many") => net_helpers::net_many(&args[1..]),
+        Some("net-direct") => net_helpers::net_direct(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {

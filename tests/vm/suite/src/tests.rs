@@ -106,6 +106,7 @@ fn all_tests(layout: Layout) -> Vec<(String, TestFn)> {
     crate::room_tests::add_all(&mut t);
     crate::fallback_tests::add_all(&mut t);
     crate::lifecycle_tests::add_all(&mut t);
+    crate::network_tests::add_all(&mut t);
     t
 }
 

@@ -1,0 +1,562 @@
+//! `[network]` on real kernels: `mode = "proxy"` lets the agent reach exactly the hosts in `allow`
+//! through synwire-run's HTTP and SOCKS5 proxies and nothing else (no direct TCP, not even to the
+//! VM's own addresses, no DNS), `none` leaves it only `lo`, and the statistics count what was
+//! allowed and denied. The far side is net_fixtures.rs: a server on the VM's extra address
+//! 10.77.0.1 (on `lo`, so the proxy in the VM's namespace reaches it) named by /etc/hosts.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{ensure, run, start, user, Caller, Run, Spawn, SIGNALED, VMTEST};
+use crate::layout::Env;
+use crate::net_fixtures::Net;
+use crate::net_helpers::pattern_fnv;
+use crate::tests::{note, root, TestFn};
+
+pub fn add_all(t: &mut Vec<(String, TestFn)>) {
+    let mut add = |name: &str, f: TestFn| t.push((format!("net/{name}"), f));
+    add("mode-keys", Box::new(mode_keys));
+    add("allow-host-implies-proxy", Box::new(allow_implies_proxy));
+    add("allowed/root", Box::new(|e| allowed(e, root(e))));
+    add("allowed/user", Box::new(|e| allowed(e, user(e))));
+    add("denied", Box::new(denied));
+    add("wildcard", Box::new(wildcard));
+    add("link-local", Box::new(link_local));
+    add("bypass", Box::new(bypass));
+    add("none", Box::new(none));
+    add("many-intact", Box::new(many_intact));
+    add("agent-killed-mid-transfer", Box::new(agent_killed));
+    add("launcher-sigterm-mid-transfer", Box::new(launcher_sigterm));
+    add("slow-peer-timeout", Box::new(slow_peer_timeout));
+}
+
+/// Body size of the ordinary fetches.
+const BODY: u64 = 100_000;
+
+/// The `network` object of the statistics.
+fn network(r: &Run) -> Result<&Value, String> {
+    r.stat("network")
+}
+
+fn mode(r: &Run) -> Result<String, String> {
+    let n = network(r)?;
+    n.get("mode")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| format!("network has no string mode: {n}"))
+}
+
+fn expect_mode(r: &Run, want: &str) -> Result<(), String> {
+    let m = mode(r)?;
+    ensure(m == want, || {
+        format!("network.mode {m:?}, expected {want:?}; {}", r.show())
+    })
+}
+
+/// `network.KIND["host:port"]`, 0 when absent.
+fn count(r: &Run, kind: &str, key: &str) -> Result<u64, String> {
+    let n = network(r)?;
+    let map = n
+        .get(kind)
+        .ok_or_else(|| format!("network has no {kind:?}: {n}"))?;
+    let map = map
+        .as_object()
+        .ok_or_else(|| format!("network.{kind} is not an object: {n}"))?;
+    Ok(map.get(key).and_then(Value::as_u64).unwrap_or(0))
+}
+
+fn expect_count(r: &Run, kind: &str, key: &str, want: u64) -> Result<(), String> {
+    let got = count(r, kind, key)?;
+    ensure(got == want, || {
+        format!(
+            "network.{kind}[{key:?}] = {got}, expected {want}: {}; {}",
+            network(r).map(Value::to_string).unwrap_or_default(),
+            r.show()
+        )
+    })
+}
+
+/// `sh -c SCRIPT` as the agent, with synwire-run's `opts` first.
+fn run_sh(env: &Env, caller: &Caller, opts: &[&str], script: &str) -> Result<Run, String> {
+    let mut args: Vec<&str> = opts.to_vec();
+    args.extend(["--", "sh", "-c", script]);
+    run(env, caller, Spawn::Clone3, &args)
+}
+
+/// A script running `net-get METHOD URL` for each pair, one line each.
+fn gets(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(how, url)| format!("{VMTEST} net-get {how} {url}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn lines(r: &Run) -> Vec<&str> {
+    r.stdout.lines().collect()
+}
+
+/// The agent's lines must be exactly `want`.
+fn expect_lines(r: &Run, want: &[String]) -> Result<(), String> {
+    r.expect_code(0)?;
+    let got = lines(r);
+    ensure(got == want, || {
+        format!("agent printed {got:?}, expected {want:?}; {}", r.show())
+    })
+}
+
+fn ok_line(bytes: u64) -> String {
+    format!("status 200 bytes {bytes} fnv={}", pattern_fnv(bytes))
+}
+
+/// A 403 line naming `host` and the `[network] allow` key.
+fn expect_refused_line(line: &str, host: &str) -> Result<(), String> {
+    ensure(
+        line.starts_with("status 403 body ")
+            && line.contains(host)
+            && line.contains("[network] allow"),
+        || format!("expected a 403 naming {host} and `[network] allow`, got {line:?}"),
+    )
+}
+
+/// Default: host; `--set network.mode=…` and `--network` both select; proxy with an empty
+/// allow list is still proxy.
+fn mode_keys(env: &Env) -> Result<(), String> {
+    let r = run(env, &root(env), Spawn::Clone3, &["-q", "--", "true"])?;
+    r.expect_code(0)?;
+    let n = network(&r)?;
+    ensure(n == &serde_json::json!({"mode": "host"}), || {
+        format!("default network stats {n}, expected {{\"mode\":\"host\"}}")
+    })?;
+    for (args, want) in [
+        (&["--set", "network.mode=none"][..], "none"),
+        (&["--network", "host"][..], "host"),
+        (&["--set", "network.mode=proxy"][..], "proxy"),
+        (&["--network", "proxy"][..], "proxy"),
+    ] {
+        let mut a = vec!["-q"];
+        a.extend(args);
+        a.extend(["--", "true"]);
+        let r = run(env, &root(env), Spawn::Clone3, &a)?;
+        r.expect_code(0)?;
+        expect_mode(&r, want)?;
+    }
+    Ok(())
+}
+
+fn allow_implies_proxy(env: &Env) -> Result<(), String> {
+    let net = Net::setup()?;
+    let allow = format!("allowed.test:{}", net.port());
+    let url = net.url("allowed.test", &format!("/bytes/{BODY}"));
+    let r = run_sh(
+        env,
+        &root(env),
+        &["-q", "--allow-host", &allow],
+        &gets(&[("http", &url)]),
+    )?;
+    expect_lines(&r, &[ok_line(BODY)])?;
+    expect_mode(&r, "proxy")?;
+    expect_count(&r, "allowed", &allow, 1)
+}
+
+/// An allowed host over the three ways in, the environment they come from, and the count.
+fn allowed(env: &Env, caller: Caller) -> Result<(), String> {
+    let net = Net::setup()?;
+    let allow = format!("allowed.test:{}", net.port());
+    let url = net.url("allowed.test", &format!("/bytes/{BODY}"));
+    let script = format!(
+        "echo \"$HTTP_PROXY $HTTPS_PROXY $http_proxy $https_proxy $ALL_PROXY $all_proxy $NO_PROXY $no_proxy\"; {}",
+        gets(&[("http", &url), ("connect", &url), ("socks", &url)])
+    );
+    let r = run_sh(
+        env,
+        &caller,
+        &["-q", "--network", "proxy", "--allow-host", &allow],
+        &script,
+    )?;
+    r.expect_code(0)?;
+    let l = lines(&r);
+    let vars: Vec<&str> = l.first().map_or(vec![], |v| v.split(' ').collect());
+    let http_ok = vars.len() == 8
+        && vars[..4].iter().all(|v| *v == vars[0])
+        && vars[0].starts_with("http://127.0.0.1:")
+        && vars[4] == vars[5]
+        && vars[4].starts_with("socks5h://127.0.0.1:")
+        && vars[6] == vars[7]
+        && vars[6] == "localhost,127.0.0.1,::1";
+    ensure(http_ok, || {
+        format!(
+            "the proxy variables in the agent: {:?}; {}",
+            l.first(),
+            r.show()
+        )
+    })?;
+    let want = vec![ok_line(BODY); 3];
+    ensure(l.len() == 4 && l[1..] == want, || {
+        format!("expected {want:?} after the variables; {}", r.show())
+    })?;
+    expect_mode(&r, "proxy")?;
+    expect_count(&r, "allowed", &allow, 3)?;
+    let denied = network(&r)?.get("denied").cloned().unwrap_or(Value::Null);
+    ensure(denied.as_object().is_some_and(|m| m.is_empty()), || {
+        format!("network.denied {denied}, expected empty")
+    })
+}
+
+/// A host not in `allow`: 403 naming it and the key over HTTP and CONNECT, SOCKS reply 2, all
+/// three counted, and the summary line says so.
+fn denied(env: &Env) -> Result<(), String> {
+    let net = Net::setup()?;
+    let port = net.port();
+    let allow = format!("allowed.test:{port}");
+    let ok = net.url("allowed.test", "/hello");
+    let bad = net.url("denied.test", "/hello");
+    let before = net.server.accepted();
+    let r = run_sh(
+        env,
+        &root(env),
+        &["--allow-host", &allow],
+        &gets(&[
+            ("connect", &ok),
+            ("http", &bad),
+            ("connect", &bad),
+            ("socks", &bad),
+        ]),
+    )?;
+    r.expect_code(0)?;
+    let l = lines(&r);
+    ensure(l.len() == 4, || format!("expected 4 lines; {}", r.show()))?;
+    ensure(l[0].starts_with("status 200 bytes 6 "), || {
+        format!("the allowed fetch: {}", r.show())
+    })?;
+    expect_refused_line(l[1], "denied.test")?;
+    expect_refused_line(l[2], "denied.test")?;
+    ensure(l[3] == "socks-reply 2", || {
+        format!("SOCKS to a denied host: {:?}, expected socks-reply 2", l[3])
+    })?;
+    let key = format!("denied.test:{port}");
+    expect_count(&r, "denied", &key, 3)?;
+    expect_count(&r, "allowed", &allow, 1)?;
+    ensure(net.server.accepted() == before + 1, || {
+        format!(
+            "the server saw {} connections, expected only the allowed one",
+            net.server.accepted() - before
+        )
+    })?;
+    let summary = r.stderr.lines().find(|l| l.contains("network:"));
+    ensure(
+        summary.is_some_and(|s| s.contains("denied") && s.contains(&key)),
+        || {
+            format!(
+                "no `network: … denied ({key})` line in the summary: {}",
+                r.show()
+            )
+        },
+    )
+}
+
+/// `*.wild.test:PORT` allows a subdomain, not the apex.
+fn wildcard(env: &Env) -> Result<(), String> {
+    let net = Net::setup()?;
+    let port = net.port();
+    let allow = format!("*.wild.test:{port}");
+    let sub = net.url("sub.wild.test", &format!("/bytes/{BODY}"));
+    let apex = net.url("wild.test", &format!("/bytes/{BODY}"));
+    let r = run_sh(
+        env,
+        &root(env),
+        &["-q", "--allow-host", &allow],
+        &gets(&[
+            ("connect", &sub),
+            ("socks", &sub),
+            ("connect", &apex),
+            ("socks", &apex),
+        ]),
+    )?;
+    r.expect_code(0)?;
+    let l = lines(&r);
+    ensure(l.len() == 4, || format!("expected 4 lines; {}", r.show()))?;
+    ensure(l[0] == ok_line(BODY) && l[1] == ok_line(BODY), || {
+        format!("sub.wild.test under {allow}: {}", r.show())
+    })?;
+    expect_refused_line(l[2], "wild.test")?;
+    ensure(l[3] == "socks-reply 2", || {
+        format!("SOCKS to the apex: {:?}", l[3])
+    })?;
+    expect_count(&r, "allowed", &format!("sub.wild.test:{port}"), 2)?;
+    expect_count(&r, "denied", &format!("wild.test:{port}"), 2)
+}
+
+/// meta.test resolves to 169.254.169.254: listed by name it is still refused; with the address
+/// listed too it is no longer a refusal (nothing listens there, so the attempt fails instead).
+fn link_local(env: &Env) -> Result<(), String> {
+    let _net = Net::setup()?;
+    let url = "http://meta.test/latest/meta-data/";
+    let r = run_sh(
+        env,
+        &root(env),
+        &["-q", "--allow-host", "meta.test"],
+        &gets(&[("http", url), ("connect", url), ("socks", url)]),
+    )?;
+    r.expect_code(0)?;
+    let l = lines(&r);
+    ensure(l.len() == 3, || format!("expected 3 lines; {}", r.show()))?;
+    expect_refused_line(l[0], "meta.test")?;
+    expect_refused_line(l[1], "meta.test")?;
+    ensure(l[2] == "socks-reply 2", || {
+        format!("SOCKS to meta.test: {:?}", l[2])
+    })?;
+    expect_count(&r, "denied", "meta.test:80", 3)?;
+    expect_count(&r, "allowed", "meta.test:80", 0)?;
+    let r = run_sh(
+        env,
+        &root(env),
+        &[
+            "-q",
+            "--allow-host",
+            "meta.test",
+            "--allow-host",
+            "169.254.169.254",
+        ],
+        &gets(&[("connect", url)]),
+    )?;
+    r.expect_code(0)?;
+    ensure(
+        !r.stdout.contains("[network] allow") && !r.stdout.starts_with("status 200"),
+        || format!("with 169.254.169.254 listed: {}", r.show()),
+    )?;
+    expect_count(&r, "denied", "meta.test:80", 0)
+}
+
+/// The probes that ignore the proxy: a name, 127.0.0.1 (the server listens there too, in the
+/// VM's namespace), the VM's other address, and DNS.
+fn bypass_script(net: &Net) -> String {
+    let p = net.port().to_string();
+    format!("{VMTEST} net-direct tcp allowed.test {p} tcp 127.0.0.1 {p} tcp 10.77.0.1 {p} dns")
+}
+
+fn bypass(env: &Env) -> Result<(), String> {
+    let net = Net::setup()?;
+    let p = net.port();
+    let script = bypass_script(&net);
+    // The control: the same probes reach everything from the host's network.
+    let r = run_sh(env, &root(env), &["-q", "--network", "host"], &script)?;
+    expect_lines(
+        &r,
+        &[
+            format!("tcp allowed.test:{p} ok"),
+            format!("tcp 127.0.0.1:{p} ok"),
+            format!("tcp 10.77.0.1:{p} ok"),
+            "dns 10.77.0.1 ok".into(),
+        ],
+    )?;
+    let before = (net.server.accepted(), net.dns.queries());
+    let allow = format!("allowed.test:{p}");
+    for caller in [root(env), user(env)] {
+        let r = run_sh(env, &caller, &["-q", "--allow-host", &allow], &script)?;
+        r.expect_code(0)?;
+        let l = lines(&r);
+        let reached: Vec<&&str> = l.iter().filter(|l| l.ends_with(" ok")).collect();
+        ensure(l.len() == 4 && reached.is_empty(), || {
+            format!(
+                "in proxy mode (uid {:?}) direct probes got through or misbehaved: {}",
+                caller.uid,
+                r.show()
+            )
+        })?;
+        note(&format!(
+            "net/bypass uid {:?}: {}",
+            caller.uid,
+            l.join(", ")
+        ));
+    }
+    let after = (net.server.accepted(), net.dns.queries());
+    ensure(before == after, || {
+        format!("the server or the DNS responder was reached: (connections, queries) {before:?} -> {after:?}")
+    })
+}
+
+/// `--network none`: only `lo`, up; nothing of the VM's reachable; `network.mode` none.
+fn none(env: &Env) -> Result<(), String> {
+    let net = Net::setup()?;
+    let script = format!("{VMTEST} ifaces; {}", bypass_script(&net));
+    let r = run_sh(env, &root(env), &["-q", "--network", "none"], &script)?;
+    r.expect_code(0)?;
+    let l = lines(&r);
+    ensure(l.first() == Some(&"lo up") && l.len() == 5, || {
+        format!("expected only `lo up`, then 4 probe lines: {}", r.show())
+    })?;
+    ensure(l[1..].iter().all(|l| !l.ends_with(" ok")), || {
+        format!("a direct probe got through: {}", r.show())
+    })?;
+    let n = network(&r)?;
+    ensure(n == &serde_json::json!({"mode": "none"}), || {
+        format!("network stats {n}, expected {{\"mode\":\"none\"}}")
+    })
+}
+
+/// 100 tunnels of 1 MiB at once, each byte checked.
+fn many_intact(env: &Env) -> Result<(), String> {
+    let net = Net::setup()?;
+    let allow = format!("allowed.test:{}", net.port());
+    let n = 100;
+    let bytes = 1 << 20;
+    let url = net.url("allowed.test", &format!("/bytes/{bytes}"));
+    let t0 = Instant::now();
+    let r = run(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &[
+            "-q",
+            "--allow-host",
+            &allow,
+            "--",
+            VMTEST,
+            "net-many",
+            &n.to_string(),
+            &bytes.to_string(),
+            &url,
+        ],
+    )?;
+    note(&format!(
+        "net/many-intact: {n} x {bytes} bytes in {:?}",
+        t0.elapsed()
+    ));
+    r.expect_code(0)?;
+    ensure(
+        r.stdout.lines().last() == Some(&format!("intact {n}/{n}")),
+        || format!("not every transfer arrived intact: {}", r.show()),
+    )?;
+    expect_count(&r, "allowed", &allow, n)
+}
+
+/// Pids of the processes whose command line has `word` as an argument.
+fn pids_running(word: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == word.as_bytes()))
+        })
+        .collect()
+}
+
+/// The agent streams an endless body through a tunnel; `kill` ends it (or its launcher). The
+/// server's side of the tunnel must be closed soon after, and nothing left running.
+fn mid_transfer(env: &Env, how: &str) -> Result<(), String> {
+    let net = Net::setup()?;
+    let allow = format!("allowed.test:{}", net.port());
+    let url = net.url("allowed.test", "/endless");
+    let mut s = start(
+        env,
+        &root(env),
+        Spawn::Clone3,
+        &[
+            "-q",
+            "--allow-host",
+            &allow,
+            "--",
+            VMTEST,
+            "net-stream",
+            &url,
+        ],
+    )?;
+    let ready = s.read_line();
+    if ready.as_deref() != Ok("ready") {
+        let r = s.finish();
+        return Err(format!(
+            "the agent did not get ready: {ready:?}; {}",
+            r.show()
+        ));
+    }
+    let killed_at = Instant::now();
+    match how {
+        "agent" => {
+            let pids = pids_running("net-stream");
+            ensure(!pids.is_empty(), || "no net-stream process found".into())?;
+            for p in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        _ => nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(s.pid()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .map_err(|e| format!("kill synwire-run: {e}"))?,
+    }
+    let closed = net.server.wait_closed("/endless", Duration::from_secs(5));
+    let took = killed_at.elapsed();
+    let r = s.finish();
+    let c = closed.map_err(|e| format!("{e}; {}", r.show()))?;
+    note(&format!(
+        "net/{how}: tunnel closed {took:?} after the kill ({} bytes sent, {})",
+        c.sent, c.how
+    ));
+    match how {
+        "agent" => r.expect_code(128 + 9),
+        // The agent died of the SIGTERM forwarded to it: synwire-run dies of it too, after its
+        // statistics (or exits 143).
+        _ => ensure(
+            matches!(r.code, Some(c) if c == 128 + 15 || c == SIGNALED + 15),
+            || format!("expected death by SIGTERM or 143: {}", r.show()),
+        ),
+    }
+}
+
+fn agent_killed(env: &Env) -> Result<(), String> {
+    mid_transfer(env, "agent")
+}
+
+fn launcher_sigterm(env: &Env) -> Result<(), String> {
+    mid_transfer(env, "launcher")
+}
+
+/// A server that accepts and never answers does not hold the agent past `--timeout`.
+fn slow_peer_timeout(env: &Env) -> Result<(), String> {
+    let net = Net::setup()?;
+    let allow = format!("allowed.test:{}", net.port());
+    let url = net.url("allowed.test", "/slow");
+    for how in ["http", "connect", "socks"] {
+        let t0 = Instant::now();
+        let r = run(
+            env,
+            &root(env),
+            Spawn::Clone3,
+            &[
+                "-q",
+                "--timeout",
+                "1s",
+                "--allow-host",
+                &allow,
+                "--",
+                VMTEST,
+                "net-get",
+                how,
+                &url,
+            ],
+        )?;
+        let took = t0.elapsed();
+        r.expect_code(124)?;
+        r.expect_outcome("timed_out")?;
+        note(&format!(
+            "net/slow-peer-timeout {how}: exit 124 after {took:?}"
+        ));
+        ensure(took < Duration::from_secs(8), || {
+            format!(
+                "a 1 s timeout took {took:?} with a slow peer ({how}); {}",
+                r.show()
+            )
+        })?;
+        net.server
+            .wait_closed("/slow", Duration::from_secs(5))
+            .map_err(|e| format!("after the timeout ({how}): {e}"))?;
+    }
+    Ok(())
+}
