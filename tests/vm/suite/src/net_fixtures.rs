@@ -601,17 +601,48 @@ mod tests {
     }
 
     /// Needs root: run with `--ignored` inside `unshare -n` (it changes the namespace's `lo`).
+    /// The whole fixture with its files in a scratch directory, and the direct probes against it.
     #[test]
     #[ignore]
-    fn lo_alias() {
-        let before = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    fn whole_fixture_in_netns() {
+        use crate::net_helpers::{probe_dns, probe_tcp};
+        let dir = std::env::temp_dir().join(format!("synnet-ns-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let etc = dir.to_str().unwrap().to_string();
+        let resolv = format!("{etc}/resolv.conf");
+        std::fs::write(&resolv, "nameserver 192.0.2.1\n").unwrap();
         {
-            let _a = LoAddr::add(ADDR).unwrap();
-            let l = TcpListener::bind((ADDR, 0)).unwrap();
-            TcpStream::connect(l.local_addr().unwrap()).unwrap();
-            TcpStream::connect(("127.0.0.1", l.local_addr().unwrap().port())).unwrap_err();
+            let net = Net::setup_in(&etc).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(format!("{etc}/hosts")).unwrap(),
+                HOSTS
+            );
+            let p = net.port();
+            assert_eq!(probe_tcp("10.77.0.1", p), "ok");
+            assert_eq!(probe_tcp("127.0.0.1", p), "ok");
+            assert_eq!(probe_tcp("127.0.0.1", 1), "ECONNREFUSED");
+            assert_eq!(probe_tcp("192.0.2.7", p), "ENETUNREACH");
+            assert_eq!(probe_dns(&resolv), "10.77.0.1 ok");
+            assert_eq!(net.dns.queries(), 1);
+            let mut s = TcpStream::connect((ADDR, p)).unwrap();
+            write!(s, "GET /bytes/1000 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            assert_eq!(
+                read_response(s),
+                Got::Ok {
+                    bytes: 1000,
+                    fnv: pattern_fnv(1000)
+                }
+            );
         }
+        // Everything undone: the old resolv.conf back, no hosts file, no address, lo down.
+        assert_eq!(
+            std::fs::read_to_string(&resolv).unwrap(),
+            "nameserver 192.0.2.1\n"
+        );
+        assert!(!std::path::Path::new(&format!("{etc}/hosts")).exists());
         assert!(TcpListener::bind((ADDR, 0)).is_err());
-        let _ = before;
+        let sock = inet_socket().unwrap();
+        assert_eq!(get_flags(&sock, "lo").unwrap() & libc::IFF_UP as i16, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -512,7 +512,7 @@ pub fn dns_query(id: u16, name: &str) -> Vec<u8> {
     q
 }
 
-fn probe_tcp(host: &str, port: u16) -> String {
+pub fn probe_tcp(host: &str, port: u16) -> String {
     let addrs: Vec<SocketAddr> = match (host, port).to_socket_addrs() {
         Ok(a) => a.collect(),
         Err(e) => return format!("resolve-failed {e}"),
@@ -526,7 +526,7 @@ fn probe_tcp(host: &str, port: u16) -> String {
     }
 }
 
-fn probe_dns(resolv_path: &str) -> String {
+pub fn probe_dns(resolv_path: &str) -> String {
     let text = match std::fs::read_to_string(resolv_path) {
         Ok(t) => t,
         Err(e) => return format!("- error {resolv_path}: {e}"),
@@ -636,5 +636,150 @@ mod tests {
         );
         let short = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc";
         assert!(matches!(read_response(&short[..]), Got::Failed(_)));
+    }
+
+    /// A stand-in for synwire-run's proxies, just enough to exercise the clients: HTTP (absolute
+    /// form and CONNECT) and SOCKS5, refusing every host named `denied.test`, sending the rest to
+    /// 127.0.0.1.
+    mod fake_proxy {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+
+        fn pipe(a: TcpStream, b: TcpStream) {
+            let (mut a2, mut b2) = (a.try_clone().unwrap(), b.try_clone().unwrap());
+            let t = std::thread::spawn(move || {
+                let _ = std::io::copy(&mut a2, &mut b2);
+                let _ = b2.shutdown(Shutdown::Write);
+            });
+            let (mut a, mut b) = (a, b);
+            let _ = std::io::copy(&mut b, &mut a);
+            let _ = a.shutdown(Shutdown::Write);
+            let _ = t.join();
+        }
+
+        fn refusal(host: &str, port: u16) -> String {
+            let body = format!("{host}:{port} is not in [network] allow\n");
+            format!(
+                "HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        }
+
+        fn http(c: TcpStream) {
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut l = String::new();
+                if r.read_line(&mut l).unwrap() == 0 || l == "\r\n" {
+                    break;
+                }
+                head.push_str(&l);
+            }
+            let mut w = c;
+            let mut words = head.split_whitespace();
+            let (method, target) = (words.next().unwrap(), words.next().unwrap());
+            let (authority, path) = match target.strip_prefix("http://") {
+                Some(rest) => {
+                    let i = rest.find('/').unwrap();
+                    (&rest[..i], &rest[i..])
+                }
+                None => (target, ""),
+            };
+            let (host, port) = authority.rsplit_once(':').unwrap();
+            let port: u16 = port.parse().unwrap();
+            if host == "denied.test" {
+                w.write_all(refusal(host, port).as_bytes()).unwrap();
+                return;
+            }
+            let mut up = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            if method == "CONNECT" {
+                w.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+            } else {
+                let rest = head.split_once("\r\n").unwrap().1;
+                write!(up, "{method} {path} HTTP/1.1\r\n{rest}\r\n").unwrap();
+            }
+            // Whatever the reader buffered belongs upstream.
+            up.write_all(r.buffer()).unwrap();
+            pipe(w, up);
+        }
+
+        fn socks(mut c: TcpStream) {
+            let mut b = [0u8; 3];
+            c.read_exact(&mut b).unwrap();
+            c.write_all(&[5, 0]).unwrap();
+            let mut h = [0u8; 5];
+            c.read_exact(&mut h).unwrap();
+            assert_eq!(h[3], 3, "the client must send the name");
+            let mut name = vec![0u8; h[4] as usize + 2];
+            c.read_exact(&mut name).unwrap();
+            let port = u16::from_be_bytes([name[name.len() - 2], name[name.len() - 1]]);
+            let host = String::from_utf8_lossy(&name[..name.len() - 2]).to_string();
+            if host == "denied.test" {
+                c.write_all(&[5, 2, 0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
+                return;
+            }
+            let up = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.write_all(&[5, 0, 0, 1, 127, 0, 0, 1, 0, 0]).unwrap();
+            pipe(c, up);
+        }
+
+        /// Starts both; returns (http port, socks port).
+        pub fn start() -> (u16, u16) {
+            let h = TcpListener::bind("127.0.0.1:0").unwrap();
+            let s = TcpListener::bind("127.0.0.1:0").unwrap();
+            let ports = (
+                h.local_addr().unwrap().port(),
+                s.local_addr().unwrap().port(),
+            );
+            std::thread::spawn(move || {
+                for c in h.incoming().flatten() {
+                    std::thread::spawn(move || http(c));
+                }
+            });
+            std::thread::spawn(move || {
+                for c in s.incoming().flatten() {
+                    std::thread::spawn(move || socks(c));
+                }
+            });
+            ports
+        }
+    }
+
+    #[test]
+    fn clients_through_a_proxy() {
+        let srv = crate::net_fixtures::Server::start(std::net::Ipv4Addr::LOCALHOST).unwrap();
+        let (hp, sp) = fake_proxy::start();
+        // The only test that sets these.
+        for v in ["HTTP_PROXY", "HTTPS_PROXY"] {
+            std::env::set_var(v, format!("http://127.0.0.1:{hp}"));
+        }
+        std::env::set_var("ALL_PROXY", format!("socks5h://127.0.0.1:{sp}/"));
+        let n = 1_000_003;
+        let url = format!("http://allowed.test:{}/bytes/{n}", srv.port);
+        let want = format!("status 200 bytes {n} fnv={}", pattern_fnv(n));
+        for how in ["http", "connect", "socks"] {
+            assert_eq!(fetch(how, &url).to_string(), want, "{how}");
+        }
+        let bad = format!("http://denied.test:{}/hello", srv.port);
+        let refused = format!(
+            "status 403 body denied.test:{} is not in [network] allow",
+            srv.port
+        );
+        assert_eq!(fetch("http", &bad).to_string(), refused);
+        assert_eq!(fetch("connect", &bad).to_string(), refused);
+        assert_eq!(fetch("socks", &bad).to_string(), "socks-reply 2");
+        let threads: Vec<_> = (0..20)
+            .map(|_| {
+                let port = srv.port;
+                std::thread::spawn(move || {
+                    fetch_checked("allowed.test", port, "/bytes/300000", 300_000)
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+        assert!(fetch_checked("allowed.test", srv.port, "/bytes/300000", 299_999).is_err());
     }
 }

@@ -432,15 +432,16 @@ fn many_intact(env: &Env) -> Result<(), String> {
     expect_count(&r, "allowed", &allow, n)
 }
 
-/// Pids of the processes whose command line has `word` as an argument.
-fn pids_running(word: &str) -> Vec<i32> {
+/// Pids of the processes running `synwire-vmtest HELPER …` (argv[1] is `helper`; synwire-run,
+/// whose later arguments name the helper too, is not one of them).
+fn pids_running(helper: &str) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return vec![];
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == word.as_bytes()))
+                .is_ok_and(|c| c.split(|&b| b == 0).nth(1) == Some(helper.as_bytes()))
         })
         .collect()
 }
