@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::net_helpers::pattern;
+use crate::net_helpers::fill_pattern;
 
 /// The VM's extra address, on `lo`: what the test names resolve to.
 pub const ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -189,9 +189,7 @@ fn stream_pattern(s: &mut TcpStream, to: Option<u64>, stop: &AtomicBool) -> (u64
             Some(t) => buf.len().min((t - at) as usize),
             None => buf.len(),
         };
-        for (k, b) in buf[..n].iter_mut().enumerate() {
-            *b = pattern(at + k as u64);
-        }
+        fill_pattern(at, &mut buf[..n]);
         if let Err(how) = write_all(s, &buf[..n], stop) {
             return (at, how);
         }
