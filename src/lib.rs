@@ -38,6 +38,7 @@ pub mod guardian;
 pub mod landlock;
 pub mod launch;
 pub mod log;
+pub mod net;
 pub mod ns;
 pub mod plan;
 pub mod postfork;
