@@ -135,6 +135,15 @@ impl Policy {
     }
 
     pub(crate) fn check_target(&self, target: &Target, port: u16) -> Result<(), String> {
+        if let Target::Name(name) = target {
+            // What no entry can be (`a b.example.com`, `x/.example.com`) is refused even where a
+            // wildcard's suffix would match it.
+            if !valid_name(name) {
+                return Err(format!(
+                    "synwire-run: \"{name}\" is not a host name the network policy can allow"
+                ));
+            }
+        }
         if self.rules.iter().any(|r| r.matches(target, port)) {
             return Ok(());
         }
@@ -393,6 +402,8 @@ mod tests {
             ("[::ffff:10.0.0.1]", 80, false),
             ("", 80, false),
             ("[nonsense]", 80, false),
+            ("x/.wild.test", 443, false),
+            ("x y.wild.test", 443, false),
         ];
         for &(host, port, want) in table {
             assert_eq!(p.check(host, port).is_ok(), want, "{host}:{port}");
