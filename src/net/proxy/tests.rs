@@ -564,3 +564,73 @@ fn an_accept_error_is_reported_and_ends_accepting() {
         "{error}"
     );
 }
+
+#[test]
+fn stop_leaves_a_thread_stuck_resolving_but_ends_its_client() {
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    let mut cfg = config(&["slow.test".to_string()]);
+    cfg.resolve = Arc::new(move |_, _| {
+        entered_tx.send(()).unwrap();
+        // Like getaddrinfo on a dead DNS server: deaf to the stop pipe.
+        let _ = released.lock().unwrap().recv();
+        Err(std::io::Error::other("gave up"))
+    });
+    let p = start(cfg);
+    let mut c = client(p.http);
+    c.write_all(b"GET http://slow.test/ HTTP/1.1\r\n\r\n")
+        .unwrap();
+    entered.recv_timeout(TIMEOUT).unwrap();
+
+    let t = Instant::now();
+    let report = p.engine.stop();
+    let took = t.elapsed();
+    assert!(took < Duration::from_millis(800), "stop took {took:?}");
+    assert!(closed(&mut c));
+    // Nothing was counted: the resolution had not ended; when it does, nothing is answered.
+    assert_eq!(report, crate::net::Report::default());
+    release.send(()).unwrap();
+}
+
+#[test]
+fn a_connect_that_does_not_complete_in_time_is_a_504() {
+    // A listener whose accept queue is full drops further SYNs: connecting to it hangs.
+    let fd = rustix::net::socket(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::STREAM,
+        None,
+    )
+    .unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    rustix::net::bind(&fd, &any).unwrap();
+    rustix::net::listen(&fd, 0).unwrap();
+    let full = TcpListener::from(fd);
+    let port = full.local_addr().unwrap().port();
+    let mut queued = Vec::new();
+    // Fill the queue: connects complete until it is full; the next one would hang.
+    for _ in 0..4 {
+        let fd = rustix::net::socket_with(
+            rustix::net::AddressFamily::INET,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::NONBLOCK,
+            None,
+        )
+        .unwrap();
+        let _ = rustix::net::connect(&fd, &full.local_addr().unwrap());
+        queued.push(fd);
+    }
+    let mut cfg = config(&[format!("127.0.0.1:{port}")]);
+    cfg.connect_timeout = Duration::from_millis(300);
+    let p = start(cfg);
+    let mut c = client(p.http);
+    write!(c, "CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n").unwrap();
+    let text = String::from_utf8(read_all(&mut c)).unwrap();
+    assert!(
+        text.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("timed out"), "{text}");
+    let report = p.engine.stop();
+    assert_eq!(report.failed, counts(&[(&format!("127.0.0.1:{port}"), 1)]));
+}
