@@ -16,6 +16,8 @@
 //!   a cgroup.procs handshake) in its namespaces ([`ns`]), with only async-signal-safe code
 //!   between fork and execve;
 //! - [`supervise`], which forwards signals through a pidfd, reaps, and enforces the timeout;
+//! - [`net`], the HTTP and SOCKS5 proxy that is the agent's only way out in `proxy` network mode,
+//!   with its allow list;
 //! - [`report`], which prints the summary and writes the JSON statistics.
 //!
 //! Everything that runs after fork and before execve (or instead of it: the pid namespace's init,
@@ -38,6 +40,7 @@ pub mod guardian;
 pub mod landlock;
 pub mod launch;
 pub mod log;
+pub mod net;
 pub mod ns;
 pub mod plan;
 pub mod postfork;
