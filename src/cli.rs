@@ -22,8 +22,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub cmd: Option<Cmd>,
 
-    /// A built-in profile (default, small, medium, large, isolated, agent) or a TOML file (a path
-    /// containing `/` or ending in `.toml`).
+    /// A built-in profile (default, small, medium, large, isolated, agent, agent-net) or a TOML
+    /// file (a path containing `/` or ending in `.toml`).
     #[arg(short, long, value_name = "NAME|PATH", default_value = "default")]
     pub profile: String,
 
@@ -81,6 +81,16 @@ pub struct Cli {
     #[arg(long, value_name = "LIST")]
     pub unshare: Option<String>,
 
+    /// The agent's network ([network] mode): host (the host's), none (loopback only), or proxy
+    /// (only the hosts of [network] allow, through an HTTP and SOCKS5 proxy).
+    #[arg(long, value_name = "MODE", value_parser = ["host", "none", "proxy"])]
+    pub network: Option<String>,
+
+    /// Allow HOST (ports 80 and 443) or HOST:PORT through the proxy (repeatable; adds to
+    /// [network] allow and implies --network proxy). *.example.com allows its subdomains.
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    pub allow_hosts: Vec<String>,
+
     /// Pass file descriptors 3 .. 3+N-1 to the command (socket activation); every other inherited
     /// descriptor above 2 is closed.
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -108,6 +118,8 @@ impl Cli {
                 timeout: self.timeout.clone(),
                 unshare: self.unshare.clone(),
                 sets: self.sets.clone(),
+                network: self.network.clone(),
+                allow_hosts: self.allow_hosts.clone(),
             },
             command: self.command.clone(),
             cgroup_parent: self.cgroup_parent.clone(),

@@ -21,6 +21,8 @@ pub enum Error {
     View(#[from] crate::view::ViewError),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
+    Network(#[from] crate::net::setup::NetworkError),
     #[error("cannot set up signal handling: {0}")]
     Signals(std::io::Error),
     #[error(transparent)]

@@ -491,6 +491,56 @@ pub fn clone3_into_cgroup_errno() -> io::Result<i32> {
     }
 }
 
+/// Whether this process may create the namespaces of `flags` (CLONE_NEW* bits): a child is
+/// cloned into them and exits at once. Call it from a single-threaded process (a user namespace
+/// refuses a multithreaded one).
+pub fn probe_namespaces(flags: u64) -> io::Result<()> {
+    // SAFETY: clone(2) without CLONE_VM and without a stack is fork with namespace flags: the child
+    // runs on a copy of our memory and makes no call but _exit.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD as u64) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match ret {
+        // SAFETY: _exit(2) ends this (child) process at once, running nothing of ours.
+        0 => unsafe { libc::_exit(0) },
+        pid if pid > 0 => {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
+            Ok(())
+        }
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Receives one message of up to two descriptors (SCM_RIGHTS) on `sock`, without waiting; they
+/// arrive close-on-exec.
+pub fn recv_fds(sock: BorrowedFd<'_>) -> io::Result<Vec<OwnedFd>> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    let mut data = [io::IoSliceMut::new(&mut byte)];
+    rustix::net::recvmsg(
+        sock,
+        &mut data,
+        &mut cmsg,
+        RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for msg in cmsg.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = msg {
+            fds.extend(received);
+        }
+    }
+    Ok(fds)
+}
+
 /// Reads a small kernel file (procfs, cgroupfs) whole: one open(2) and, for anything under a
 /// page, two read(2)s into a page-sized buffer. `std::fs::read_to_string` stats the file
 /// first and then reads these files (which report size 0) in 32-byte steps that double.

@@ -63,6 +63,7 @@ pub fn run_checks() -> Vec<Check> {
     };
     out.extend(features::features(&h, parent.as_deref()));
     out.push(user_namespaces());
+    out.push(network_namespace());
     out.push(match crate::landlock::abi_version() {
         Ok(abi) => ok("landlock", crate::landlock::abi_detail(abi)),
         Err(e) => warn(
@@ -106,6 +107,51 @@ fn user_namespaces() -> Check {
                 crate::probe::sysctl("/proc/sys/user/max_user_namespaces").unwrap_or_default()
             ),
         ),
+    }
+}
+
+/// Whether `--network none` and `proxy` work for this caller: a network namespace, created in a
+/// user namespace without CAP_SYS_ADMIN, as a launch would (probed by creating one).
+fn network_namespace() -> Check {
+    use crate::ns::{CLONE_NEWNET, CLONE_NEWUSER};
+    let name = "network none/proxy";
+    let privileged = crate::security::has_cap_sys_admin();
+    let flags = if privileged {
+        CLONE_NEWNET
+    } else {
+        CLONE_NEWUSER | CLONE_NEWNET
+    };
+    match crate::sys::probe_namespaces(flags) {
+        Ok(()) if privileged => ok(name, "available (a network namespace)".into()),
+        Ok(()) => ok(
+            name,
+            "available (a network namespace in a user namespace)".into(),
+        ),
+        Err(e) => {
+            let ns = crate::ns::Namespaces {
+                user: !privileged,
+                net: true,
+                ..Default::default()
+            };
+            match crate::ns::create_error(&ns, e, privileged) {
+                crate::ns::NsError::Create { source, fix, .. } => warn_owned(
+                    name,
+                    format!("unavailable: cannot create a network namespace here ({source})"),
+                    fix,
+                ),
+                other => warn_owned(name, "unavailable".into(), other.to_string()),
+            }
+        }
+    }
+}
+
+/// A WARN whose fix is a sentence built at run time.
+fn warn_owned(check: &'static str, detail: String, fix: String) -> Check {
+    Check {
+        check,
+        status: Level::Warn,
+        detail,
+        fix: Some(fix),
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Prepared {
     pub(super) manager: ManagerMode,
     /// Run without what cannot be enforced: `--allow-degraded`, or `[cgroup] required = false`.
     pub(super) degraded_ok: bool,
+    /// `[network] mode = "proxy"`: the hosts the proxy lets the agent reach.
+    pub(super) policy: Option<crate::net::Policy>,
 }
 
 impl Prepared {
@@ -49,12 +51,28 @@ impl Prepared {
             security::has_cap_sys_admin,
         )?;
         stats.filesystem_view = view;
+        crate::net::setup::resolve(
+            &profile.network,
+            &mut profile.namespaces,
+            security::has_cap_sys_admin,
+        );
+        stats.network = crate::net::setup::Status::new(profile.network.mode);
+        let policy = match profile.network.mode {
+            profile::network::Mode::Proxy => Some(
+                crate::net::Policy::parse(&profile.network.allow)
+                    .expect("[network] allow is checked when the profile is read"),
+            ),
+            _ => None,
+        };
         if let Some(u) = unenforced {
             tracing::warn!("not enforced: {}: {}", u.what, u.why);
             stats.unenforced.push(u);
         }
         let mut sec = SecPlan::new(&profile.security, &profile.rlimits, profile.namespaces.user)?;
-        let env: Vec<(OsString, OsString)> = profile.env.apply(std::env::vars_os().collect());
+        let mut env: Vec<(OsString, OsString)> = profile.env.apply(std::env::vars_os().collect());
+        if policy.is_some() {
+            crate::net::setup::set_proxy_env(&mut env);
+        }
         stats.landlock = prepare_landlock(&profile, &env, &mut sec)?;
         stats.seccomp = prepare_seccomp(&profile, &mut sec)?;
         let plan = match ExecPlan::new(req.command.clone(), env) {
@@ -77,6 +95,7 @@ impl Prepared {
             sec,
             plan,
             stats,
+            policy,
         }))
     }
 
@@ -189,6 +208,7 @@ fn base_stats(id: &str, profile: &Profile, command: &[OsString]) -> Stats {
         landlock: landlock::Status::off(),
         filesystem_view: crate::view::Status::off(),
         seccomp: seccomp::Status::off(),
+        network: crate::net::setup::Status::new(profile.network.mode),
         error: None,
     }
 }

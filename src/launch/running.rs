@@ -24,6 +24,8 @@ pub struct Running {
     /// Declared before the guardian: a running launch that is dropped removes its cgroup first.
     cgroup: Option<AgentCgroup>,
     guardian: Option<Guardian>,
+    /// The `[network]` proxy, serving from threads started after the agent.
+    proxy: Option<crate::net::Proxy>,
     stats: Stats,
     start: Instant,
 }
@@ -49,6 +51,7 @@ impl Prepared {
             sec,
             plan,
             mut stats,
+            policy,
             ..
         } = self;
         describe_cgroup(&mut stats, cgroup.as_ref(), unenforced);
@@ -69,8 +72,21 @@ impl Prepared {
             _ => None,
         };
         stats.filesystem_view.hidden = view.as_ref().map_or(0, ViewPlan::hidden);
+        let mut handoff = policy
+            .is_some()
+            .then(crate::net::setup::Handoff::new)
+            .transpose()?;
         let start = Instant::now();
-        let child = match spawn_agent(&plan, &sec, &profile, view, cgroup.as_ref(), &signals)? {
+        let spawned = spawn_agent(
+            &plan,
+            &sec,
+            &profile,
+            view,
+            handoff.as_mut().and_then(|h| h.theirs.take()),
+            cgroup.as_ref(),
+            &signals,
+        )?;
+        let child = match spawned {
             Spawned::Running(child) => child,
             Spawned::ExecFailed(failure) => {
                 let wall = start.elapsed();
@@ -81,6 +97,11 @@ impl Prepared {
             }
         };
         started(&id, &child, &mut stats);
+        // Threads from here on only: everything that forks has forked.
+        let proxy = match (handoff, policy) {
+            (Some(handoff), Some(policy)) => Some(start_proxy(handoff, policy, &child)?),
+            _ => None,
+        };
         // Agents of launchers killed together with their guardians: removed by the next launch,
         // now that ours runs (the work overlaps with its start).
         if let Some(agents) = cgroup.as_ref().and_then(AgentCgroup::agents_dir) {
@@ -92,6 +113,7 @@ impl Prepared {
             signals,
             cgroup,
             guardian,
+            proxy,
             stats,
             start,
         }))
@@ -139,17 +161,38 @@ fn release(guardian: Option<&Guardian>) -> impl FnOnce() + '_ {
     }
 }
 
+/// Starts the `[network]` proxy on the listeners the agent's child sent; when that fails the
+/// agent, already running, is killed and reaped before the error is returned.
+fn start_proxy(
+    handoff: crate::net::setup::Handoff,
+    policy: crate::net::Policy,
+    child: &Child,
+) -> Result<crate::net::Proxy, Error> {
+    let started = handoff.receive().and_then(|listeners| {
+        crate::net::start(listeners, policy).map_err(crate::net::setup::NetworkError::Start)
+    });
+    started.map_err(|e| {
+        let _ = child.signal(libc::SIGKILL);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid), None);
+        e.into()
+    })
+}
+
 /// Spawns the agent in its cgroup and namespaces (SYNWIRE_SPAWN=fork takes the fallback).
 fn spawn_agent(
     plan: &crate::plan::ExecPlan,
     sec: &crate::security::SecPlan,
     profile: &Profile,
     view: Option<ViewPlan>,
+    proxy_handoff: Option<std::os::fd::OwnedFd>,
     cgroup: Option<&AgentCgroup>,
     signals: &Signals,
 ) -> Result<Spawned, spawn::SpawnError> {
     let force_fork = std::env::var_os("SYNWIRE_SPAWN").is_some_and(|v| v == "fork");
-    let ns_plan = ns::NsPlan::new(&profile.namespaces, view);
+    let mut ns_plan = ns::NsPlan::new(&profile.namespaces, view);
+    if let Some(p) = ns_plan.as_mut() {
+        p.proxy_handoff = proxy_handoff;
+    }
     spawn::spawn(&spawn::Spawn {
         plan,
         cgroup,
@@ -232,6 +275,10 @@ impl Running {
         };
         drop(self.cgroup.take());
         drop(self.guardian.take());
+        if let Some(proxy) = self.proxy.take() {
+            // The agent is gone: every tunnel closes now.
+            self.stats.network.proxy = Some(proxy.stop());
+        }
         // synwire-run's own cost, by phase: it should stay in milliseconds whatever the agent does.
         tracing::debug!(
             "own CPU: {} µs to start the agent, {} µs supervising, {} µs in teardown",

@@ -3,7 +3,8 @@
 //! 127.0.0.1:1080) and handed them over. This engine, in the launcher and so in the host's
 //! network namespace, accepts on them, checks each request against the allow list ([`Policy`]),
 //! resolves and connects from the host's namespace, and relays the bytes. A client that ignores
-//! the proxy reaches nothing: the agent's namespace has no route.
+//! the proxy reaches nothing: the agent's namespace has no route. [`setup`] is the launch's side:
+//! the namespaces a mode needs, the environment, the hand-off of the listeners, the statistics.
 //!
 //! Plain threads, no async runtime: one acceptor polling both listeners and a stop pipe, and one
 //! thread per client connection; every place a thread can block (reading a request head,
@@ -13,6 +14,7 @@
 
 pub mod policy;
 mod proxy;
+pub mod setup;
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;

@@ -34,6 +34,9 @@ pub struct NsPlan {
     pub tmpfs: CString,
     /// The read-only view of `[filesystem]`, built first in the new mount namespace.
     pub view: Option<crate::view::ViewPlan>,
+    /// `[network] mode = "proxy"`: the child's end of the socket pair that the proxy's
+    /// listeners, created in the new network namespace, are sent over.
+    pub proxy_handoff: Option<std::os::fd::OwnedFd>,
 }
 
 impl NsPlan {
@@ -60,6 +63,7 @@ impl NsPlan {
             cgroup_fs: c("cgroup2"),
             tmpfs: c("tmpfs"),
             view: view.filter(|_| ns.mount),
+            proxy_handoff: None,
         })
     }
 
@@ -108,6 +112,8 @@ pub enum Step {
     ViewWrite = 17,
     ViewTmp = 18,
     ViewHide = 19,
+    ProxyListen = 20,
+    ProxyHandoff = 21,
 }
 
 impl Step {
@@ -132,6 +138,8 @@ impl Step {
             17 => Step::ViewWrite,
             18 => Step::ViewTmp,
             19 => Step::ViewHide,
+            20 => Step::ProxyListen,
+            21 => Step::ProxyHandoff,
             _ => Step::Exec,
         }
     }
@@ -164,6 +172,10 @@ impl Step {
             }
             Step::ViewTmp => "mount a private tmpfs on /tmp for the read-only view",
             Step::ViewHide => "cover a [filesystem] hide path",
+            Step::ProxyListen => {
+                "listen on 127.0.0.1:3128 and :1080 in the agent's network namespace for the [network] proxy"
+            }
+            Step::ProxyHandoff => "pass the [network] proxy's listeners to synwire-run",
         }
     }
 }

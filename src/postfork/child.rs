@@ -4,12 +4,13 @@
 //! fork. Under a pid namespace only the agent, forked by the init, gets the filter: the init never
 //! reaches [`exec`].
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use rustix::mount::MountFlags;
 use rustix::process::Signal;
 
 use super::{init, raw, security, view};
+use crate::net::setup as network;
 use crate::ns::{NsPlan, Step};
 use crate::plan::ExecPlan;
 use crate::security::SecPlan;
@@ -118,6 +119,14 @@ fn enter(ns: &NsPlan) -> Result<Option<i32>, (Step, i32)> {
     }
     if ns.net {
         raw::loopback_up().map_err(|e| (Step::Loopback, e))?;
+    }
+    if let Some(handoff) = &ns.proxy_handoff {
+        // Created here, they stay in this namespace wherever they go; closed here once sent.
+        let http = raw::listen_loopback(network::HTTP_PORT).map_err(|e| (Step::ProxyListen, e))?;
+        let socks =
+            raw::listen_loopback(network::SOCKS_PORT).map_err(|e| (Step::ProxyListen, e))?;
+        raw::send_fds(handoff.as_fd(), &[http.as_fd(), socks.as_fd()])
+            .map_err(|e| (Step::ProxyHandoff, e))?;
     }
     if let Some(errno) = cwd_lost.or_else(|| raw::cwd_searchable().err()) {
         raw::chdir(&ns.root).map_err(|e| (Step::CwdFallback, e))?;

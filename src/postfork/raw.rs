@@ -464,6 +464,42 @@ pub fn loopback_up() -> Result<(), i32> {
     }
 }
 
+/// A TCP socket listening on 127.0.0.1:`port` of the current network namespace (the proxy's
+/// listeners, created in the agent's namespace). Close-on-exec: the agent never holds it.
+pub fn listen_loopback(port: u16) -> Result<OwnedFd, i32> {
+    use rustix::net::{AddressFamily, SocketAddrV4, SocketFlags, SocketType};
+    let sock = ok(rustix::net::socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    ))?;
+    ok(rustix::net::sockopt::set_socket_reuseaddr(&sock, true))?;
+    let addr = SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port);
+    ok(rustix::net::bind(&sock, &addr))?;
+    // Room for an agent that opens many connections at once (the kernel caps it at somaxconn).
+    ok(rustix::net::listen(&sock, 1024))?;
+    Ok(sock)
+}
+
+/// Sends `fds` over the unix socket `sock` in one SCM_RIGHTS message (with one byte of data).
+pub fn send_fds(sock: BorrowedFd<'_>, fds: &[BorrowedFd<'_>; 2]) -> Result<(), i32> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut cmsg = SendAncillaryBuffer::new(&mut space);
+    if !cmsg.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(libc::EINVAL);
+    }
+    let data = [std::io::IoSlice::new(b"L")];
+    ok(rustix::net::sendmsg(
+        sock,
+        &data,
+        &mut cmsg,
+        SendFlags::NOSIGNAL,
+    ))
+    .map(|_| ())
+}
+
 /// True when the working directory can be searched (access(".", X_OK)).
 pub fn cwd_searchable() -> Result<(), i32> {
     ok(rustix::fs::access(c".", Access::EXEC_OK))

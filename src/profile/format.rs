@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::env;
+use super::network;
 use super::seccomp;
 use super::source::Source;
 use super::{
@@ -38,6 +39,8 @@ struct RawProfile {
     filesystem: Option<privilege::RawFilesystem>,
     #[serde(default)]
     seccomp: seccomp::RawSeccomp,
+    #[serde(default)]
+    network: network::RawNetwork,
 }
 
 #[derive(Deserialize, Default)]
@@ -134,6 +137,7 @@ pub fn parse(name: &str, origin: &str, text: &str) -> Result<Profile, ProfileErr
         rlimits: privilege::rlimits(src, &raw.rlimits)?,
         filesystem: privilege::filesystem(src, &raw.filesystem)?,
         seccomp: seccomp::seccomp(src, &raw.seccomp)?,
+        network: network::network(src, &raw.network)?,
     })
 }
 

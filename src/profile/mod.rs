@@ -5,6 +5,7 @@
 
 pub mod env;
 mod format;
+pub mod network;
 pub mod privilege;
 pub mod render;
 pub mod search;
@@ -30,6 +31,7 @@ pub const BUILTINS: &[(&str, &str)] = &[
     ("large", include_str!("../../profiles/large.toml")),
     ("isolated", include_str!("../../profiles/isolated.toml")),
     ("agent", include_str!("../../profiles/agent.toml")),
+    ("agent-net", include_str!("../../profiles/agent-net.toml")),
 ];
 
 /// A validated profile.
@@ -52,6 +54,8 @@ pub struct Profile {
     pub filesystem: Option<privilege::Filesystem>,
     /// `[seccomp]`: the system-call filter; off without a list.
     pub seccomp: seccomp::Seccomp,
+    /// `[network]`: the host's network, none, or only the hosts of `allow` through the proxy.
+    pub network: network::Network,
 }
 
 pub use crate::ns::{Namespaces, NAMES as NAMESPACE_NAMES};
@@ -229,6 +233,10 @@ pub struct Overrides {
     pub unshare: Option<String>,
     /// `--set KEY=VALUE`, applied to the merged profile.
     pub sets: Vec<String>,
+    /// `--network MODE`.
+    pub network: Option<String>,
+    /// `--allow-host HOST[:PORT]`, added to `[network] allow`; implies `proxy`.
+    pub allow_hosts: Vec<String>,
 }
 
 /// True when a `--profile` argument names a file rather than a built-in.
@@ -251,7 +259,41 @@ pub fn load(arg: &str, overrides: &Overrides) -> Result<Profile, ProfileError> {
                 message,
             })?;
     }
+    apply_network(&mut profile.network, overrides)?;
     Ok(profile)
+}
+
+/// `--network MODE` and `--allow-host HOST[:PORT]` (which implies `proxy` unless `--network`
+/// says otherwise).
+fn apply_network(n: &mut network::Network, o: &Overrides) -> Result<(), ProfileError> {
+    for host in &o.allow_hosts {
+        crate::net::Policy::parse(std::slice::from_ref(host)).map_err(|e| ProfileError::Flag {
+            flag: "--allow-host",
+            value: host.clone(),
+            message: e.to_string(),
+        })?;
+        n.allow.push(host.clone());
+    }
+    if !o.allow_hosts.is_empty() {
+        n.mode = network::Mode::Proxy;
+    }
+    if let Some(v) = &o.network {
+        n.mode = network::Mode::parse(v).ok_or_else(|| ProfileError::Flag {
+            flag: "--network",
+            value: v.clone(),
+            message: network::MODE_HELP.into(),
+        })?;
+        if n.mode != network::Mode::Proxy && !o.allow_hosts.is_empty() {
+            return Err(ProfileError::Flag {
+                flag: "--allow-host",
+                value: o.allow_hosts.join(","),
+                message: format!(
+                    "hosts are allowed through the proxy only, and --network {v} has none; drop --network {v} or use --network proxy"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 pub fn builtin_names() -> String {

@@ -111,6 +111,7 @@ impl Profile {
             ("env", env(&self.env)),
             ("rlimits", rlimits(&self.rlimits)),
             ("seccomp", seccomp(&self.seccomp)),
+            ("network", network(&self.network)),
         ];
         for (name, t) in sections {
             root.insert(name.into(), Value::Table(t));
@@ -236,6 +237,13 @@ fn seccomp(s: &Seccomp) -> Table {
     t
 }
 
+fn network(n: &super::network::Network) -> Table {
+    let mut t = Table::new();
+    t.insert("mode".into(), Value::String(n.mode.name().into()));
+    t.insert("allow".into(), strings(&n.allow));
+    t
+}
+
 fn filesystem(fs: &Filesystem) -> Table {
     let mut t = Table::new();
     let enforce = match fs.enforce {
@@ -284,7 +292,21 @@ mod tests {
     fn every_builtin_prints_just_the_keys_its_toml_sets_and_parses_back_to_itself() {
         for (name, text) in BUILTINS {
             let (p, _, source) = search::load_chain_table(&[], name, &[]).unwrap();
-            let own: Table = toml::from_str(text).unwrap();
+            let mut own: Table = toml::from_str(text).unwrap();
+            // A built-in that extends another (agent-net) sets its own keys and its base's.
+            if let Some(base) = own.remove("extends") {
+                let base = base.as_str().unwrap();
+                let (_, _, mut merged) = search::load_chain_table(&[], base, &[]).unwrap();
+                for (section, value) in std::mem::take(&mut own) {
+                    match (merged.get_mut(&section), value) {
+                        (Some(toml::Value::Table(m)), toml::Value::Table(t)) => m.extend(t),
+                        (_, value) => {
+                            merged.insert(section, value);
+                        }
+                    }
+                }
+                own = merged;
+            }
             assert_eq!(source, own, "{name}: the source is the built-in's TOML");
             let printed = p.to_toml_set_in(&source);
             let back = parse(name, "printed", &printed)

@@ -160,8 +160,7 @@ fn overrides_replace_profile_limits_and_are_validated() {
         cpu: Some("1.5".into()),
         pids: Some("32".into()),
         timeout: Some("90s".into()),
-        unshare: None,
-        sets: Vec::new(),
+        ..Default::default()
     };
     let p = load("small", &o).unwrap();
     assert_eq!(p.limits.memory, Some(Size::Bytes(1 << 30)));
@@ -476,4 +475,72 @@ fn every_namespace_of_the_table_is_a_key_of_its_own_in_the_namespaces_section() 
         let e = err(&format!("[namespaces]\n{name} = 1\n"));
         assert!(e.contains(&format!("`namespaces.{name}`")), "{e}");
     }
+}
+
+#[test]
+fn the_network_section_and_its_flags() {
+    use network::Mode;
+    let p = parse(
+        "t",
+        "t",
+        "[network]\nmode = \"proxy\"\nallow = [\"pypi.org\", \"*.pythonhosted.org\", \"localhost:11434\"]\n",
+    )
+    .unwrap();
+    assert_eq!(p.network.mode, Mode::Proxy);
+    assert_eq!(p.network.allow.len(), 3);
+    assert_eq!(
+        load("default", &Overrides::default()).unwrap().network.mode,
+        Mode::Host
+    );
+    let net = load("agent-net", &Overrides::default()).unwrap();
+    assert_eq!(net.network.mode, Mode::Proxy);
+    assert!(net.network.allow.is_empty());
+    assert_eq!(
+        net.limits,
+        load("agent", &Overrides::default()).unwrap().limits
+    );
+
+    let e = err("[network]\nmode = \"off\"\n");
+    assert!(
+        e.contains("/p/t.toml:2:8") && e.contains("network.mode"),
+        "{e}"
+    );
+    assert!(e.contains("\"none\" (loopback only)"), "{e}");
+    let e = err("[network]\nallow = \"pypi.org\"\n");
+    assert!(e.contains("expected a list of hosts"), "{e}");
+    let e = err("[network]\nallow = [\"https://pypi.org/simple\"]\n");
+    assert!(
+        e.contains("/p/t.toml:2:9") && e.contains("https://pypi.org/simple"),
+        "{e}"
+    );
+
+    // --allow-host adds and implies proxy; --network overrides the mode.
+    let o = Overrides {
+        allow_hosts: vec!["api.openai.com".into(), "Example.COM.:8443".into()],
+        ..Default::default()
+    };
+    let p = load("default", &o).unwrap();
+    assert_eq!(p.network.mode, Mode::Proxy);
+    assert_eq!(p.network.allow, ["api.openai.com", "Example.COM.:8443"]);
+    let o = Overrides {
+        network: Some("none".into()),
+        ..Default::default()
+    };
+    assert_eq!(load("agent-net", &o).unwrap().network.mode, Mode::None);
+    let o = Overrides {
+        network: Some("none".into()),
+        allow_hosts: vec!["pypi.org".into()],
+        ..Default::default()
+    };
+    let e = load("default", &o).unwrap_err().to_string();
+    assert!(
+        e.contains("--allow-host") && e.contains("--network proxy"),
+        "{e}"
+    );
+    let o = Overrides {
+        allow_hosts: vec!["*".into()],
+        ..Default::default()
+    };
+    let e = load("default", &o).unwrap_err().to_string();
+    assert!(e.contains("--allow-host `*`"), "{e}");
 }

@@ -60,6 +60,8 @@ pub struct Stats {
     pub filesystem_view: crate::view::Status,
     /// Whether the `[seccomp]` filter was installed, and its action.
     pub seccomp: crate::seccomp::Status,
+    /// `[network]`: the mode, and in `proxy` mode the hosts allowed and denied.
+    pub network: crate::net::setup::Status,
     /// Why the exec failed, for outcome exec_failed.
     pub error: Option<String>,
 }
@@ -92,6 +94,7 @@ impl Stats {
         out.push_str(&self.memory_line());
         out.push_str(&self.landlock_line());
         out.push_str(&self.seccomp_line());
+        out.push_str(&self.network.line().unwrap_or_default());
         out
     }
 
@@ -286,6 +289,7 @@ mod tests {
             filesystem_view: crate::view::Status::off(),
             landlock: crate::landlock::Status::off(),
             seccomp: crate::seccomp::Status::off(),
+            network: crate::net::setup::Status::new(crate::profile::network::Mode::Host),
             error: None,
         }
     }
