@@ -56,31 +56,26 @@ impl Server {
             .local_addr()
             .map_err(|e| format!("local_addr: {e}"))?
             .port();
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| format!("set_nonblocking: {e}"))?;
         let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
         let (tx, closed) = mpsc::channel();
         let (stop2, accepted2) = (stop.clone(), accepted.clone());
         let accept = std::thread::spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        accepted2.fetch_add(1, Ordering::Relaxed);
-                        let (stop, tx) = (stop2.clone(), tx.clone());
-                        let _ =
-                            std::thread::Builder::new()
-                                .stack_size(256 * 1024)
-                                .spawn(move || {
-                                    let c = serve(s, &stop);
-                                    let _ = tx.send(c);
-                                });
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(20))
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            loop {
+                // An error (ECONNABORTED and the like): the next accept goes on.
+                let accepted = listener.accept();
+                if stop2.load(Ordering::Relaxed) {
+                    break;
+                }
+                if let Ok((s, _)) = accepted {
+                    accepted2.fetch_add(1, Ordering::Relaxed);
+                    let (stop, tx) = (stop2.clone(), tx.clone());
+                    let _ = std::thread::Builder::new()
+                        .stack_size(256 * 1024)
+                        .spawn(move || {
+                            let c = serve(s, &stop);
+                            let _ = tx.send(c);
+                        });
                 }
             }
         });
@@ -121,6 +116,8 @@ impl Drop for Server {
         // Connection threads notice within their 200 ms timeouts and end by themselves; only the
         // accept loop is waited for.
         self.stop.store(true, Ordering::Relaxed);
+        // The accept loop blocks in accept: one connection of our own wakes it to see the flag.
+        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
         if let Some(t) = self.accept.take() {
             let _ = t.join();
         }
