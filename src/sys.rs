@@ -518,17 +518,17 @@ pub fn probe_namespaces(flags: u64) -> io::Result<()> {
     }
 }
 
-/// Receives one message of up to two descriptors (SCM_RIGHTS) on `sock`, without waiting; they
-/// arrive close-on-exec.
-pub fn recv_fds(sock: BorrowedFd<'_>) -> io::Result<Vec<OwnedFd>> {
+/// Receives one message of up to two descriptors (SCM_RIGHTS) on `sock`, its data into `data`,
+/// without waiting (WouldBlock when none is queued); the descriptors arrive close-on-exec.
+/// Returns them and the length of the data.
+pub fn recv_fds(sock: BorrowedFd<'_>, data: &mut [u8]) -> io::Result<(Vec<OwnedFd>, usize)> {
     use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut cmsg = RecvAncillaryBuffer::new(&mut space);
-    let mut byte = [0u8; 1];
-    let mut data = [io::IoSliceMut::new(&mut byte)];
-    rustix::net::recvmsg(
+    let mut iov = [io::IoSliceMut::new(data)];
+    let got = rustix::net::recvmsg(
         sock,
-        &mut data,
+        &mut iov,
         &mut cmsg,
         RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC,
     )?;
@@ -538,7 +538,7 @@ pub fn recv_fds(sock: BorrowedFd<'_>) -> io::Result<Vec<OwnedFd>> {
             fds.extend(received);
         }
     }
-    Ok(fds)
+    Ok((fds, got.bytes))
 }
 
 /// Reads a small kernel file (procfs, cgroupfs) whole: one open(2) and, for anything under a

@@ -76,13 +76,19 @@ impl Prepared {
             .is_some()
             .then(crate::net::setup::Handoff::new)
             .transpose()?;
+        let forwards = policy.as_ref().map_or_else(Vec::new, |p| {
+            p.loopback_forwards(&[crate::net::setup::HTTP_PORT, crate::net::setup::SOCKS_PORT])
+        });
         let start = Instant::now();
         let spawned = spawn_agent(
             &plan,
             &sec,
             &profile,
             view,
-            handoff.as_mut().and_then(|h| h.theirs.take()),
+            handoff
+                .as_mut()
+                .and_then(|h| h.theirs.take())
+                .map(|theirs| (theirs, forwards.as_slice())),
             cgroup.as_ref(),
             &signals,
         )?;
@@ -99,7 +105,7 @@ impl Prepared {
         started(&id, &child, &mut stats);
         // Threads from here on only: everything that forks has forked.
         let proxy = match (handoff, policy) {
-            (Some(handoff), Some(policy)) => Some(start_proxy(handoff, policy, &child)?),
+            (Some(handoff), Some(policy)) => Some(start_proxy(handoff, &forwards, policy, &child)?),
             _ => None,
         };
         // Agents of launchers killed together with their guardians: removed by the next launch,
@@ -165,10 +171,11 @@ fn release(guardian: Option<&Guardian>) -> impl FnOnce() + '_ {
 /// agent, already running, is killed and reaped before the error is returned.
 fn start_proxy(
     handoff: crate::net::setup::Handoff,
+    forwards: &[(u16, String)],
     policy: crate::net::Policy,
     child: &Child,
 ) -> Result<crate::net::Proxy, Error> {
-    let started = handoff.receive().and_then(|listeners| {
+    let started = handoff.receive(forwards).and_then(|listeners| {
         crate::net::start(listeners, policy).map_err(crate::net::setup::NetworkError::Start)
     });
     started.map_err(|e| {
@@ -184,14 +191,15 @@ fn spawn_agent(
     sec: &crate::security::SecPlan,
     profile: &Profile,
     view: Option<ViewPlan>,
-    proxy_handoff: Option<std::os::fd::OwnedFd>,
+    proxy: Option<(std::os::fd::OwnedFd, &[(u16, String)])>,
     cgroup: Option<&AgentCgroup>,
     signals: &Signals,
 ) -> Result<Spawned, spawn::SpawnError> {
     let force_fork = std::env::var_os("SYNWIRE_SPAWN").is_some_and(|v| v == "fork");
     let mut ns_plan = ns::NsPlan::new(&profile.namespaces, view);
-    if let Some(p) = ns_plan.as_mut() {
-        p.proxy_handoff = proxy_handoff;
+    if let (Some(p), Some((handoff, forwards))) = (ns_plan.as_mut(), proxy) {
+        p.proxy_handoff = Some(handoff);
+        p.proxy_forwards = forwards.iter().map(|(port, _)| *port).collect();
     }
     spawn::spawn(&spawn::Spawn {
         plan,

@@ -28,6 +28,18 @@ pub struct Listeners {
     pub http: OwnedFd,
     /// The SOCKS5 proxy's (RFC 1928, CONNECT only, no authentication).
     pub socks: OwnedFd,
+    /// The agent's loopback ports forwarded to the host's ([`Policy::loopback_forwards`]).
+    pub forwards: Vec<Forward>,
+}
+
+/// A listener on the agent's 127.0.0.1:`port` whose connections go to `host:port` of the host's
+/// namespace (the host as the allow list names it: `localhost`, `127.0.0.1`, `[::1]`), through
+/// the policy and the report like any other.
+#[derive(Debug)]
+pub struct Forward {
+    pub listener: OwnedFd,
+    pub host: String,
+    pub port: u16,
 }
 
 /// What the proxy did, for the run's statistics. Keys are `host:port` with the host as

@@ -153,6 +153,32 @@ impl Policy {
         ))
     }
 
+    /// The host's loopback services the allow list names (`localhost:11434`, `127.0.0.1:8080`,
+    /// `[::1]:5432`; without a port, 80 and 443): each port, and the host as listed, once. The
+    /// agent's own 127.0.0.1 forwards these ports to them, for the clients that connect directly
+    /// because NO_PROXY names localhost. The proxy's own ports (`skip`) cannot be forwarded.
+    pub fn loopback_forwards(&self, skip: &[u16]) -> Vec<(u16, String)> {
+        let mut out: Vec<(u16, String)> = Vec::new();
+        for rule in &self.rules {
+            let host = match &rule.pattern {
+                Pattern::Name(name) if name == "localhost" => name.clone(),
+                Pattern::Ip(ip) if ip.is_loopback() => Target::Ip(*ip).to_string(),
+                _ => continue,
+            };
+            let ports = match rule.port {
+                Some(port) => vec![port],
+                None => WEB_PORTS.to_vec(),
+            };
+            for port in ports {
+                if !skip.contains(&port) && !out.iter().any(|(p, _)| *p == port) {
+                    out.push((port, host.clone()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// The addresses `host` resolved to that may be connected to: all but the link-local ones
     /// (169.254.0.0/16, fe80::/10, and IPv4-mapped 169.254.x.x), which only an IP literal entry
     /// with a matching port allows. `Err` when every address was refused: the one-line refusal,

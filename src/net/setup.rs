@@ -100,20 +100,41 @@ impl Handoff {
         })
     }
 
-    /// The two listeners the child sent before it exec'd (HTTP, then SOCKS5). The agent has
-    /// started, so the message is there: this does not wait.
-    pub fn receive(self) -> Result<crate::net::Listeners, NetworkError> {
-        let mut fds = crate::sys::recv_fds(self.ours.as_fd())
-            .map_err(|e| NetworkError::Receive(e.to_string()))?;
+    /// The listeners the child sent before it exec'd: HTTP and SOCKS5 in one message, then one
+    /// per forwarded port of `forwards` (the port as its data). The agent has started, so the
+    /// messages are there: this does not wait.
+    pub fn receive(
+        self,
+        forwards: &[(u16, String)],
+    ) -> Result<crate::net::Listeners, NetworkError> {
+        let bad = |what: String| NetworkError::Receive(what);
+        let mut byte = [0u8; 1];
+        let (mut fds, _) =
+            crate::sys::recv_fds(self.ours.as_fd(), &mut byte).map_err(|e| bad(e.to_string()))?;
         if fds.len() != 2 {
-            return Err(NetworkError::Receive(format!(
-                "{} descriptors instead of 2",
-                fds.len()
-            )));
+            return Err(bad(format!("{} descriptors instead of 2", fds.len())));
         }
         let socks = fds.pop().expect("two");
         let http = fds.pop().expect("two");
-        Ok(crate::net::Listeners { http, socks })
+        let mut listeners = crate::net::Listeners {
+            http,
+            socks,
+            forwards: Vec::new(),
+        };
+        for (port, host) in forwards {
+            let mut data = [0u8; 2];
+            let (mut fds, len) = crate::sys::recv_fds(self.ours.as_fd(), &mut data)
+                .map_err(|e| bad(format!("forwarded port {port}: {e}")))?;
+            if fds.len() != 1 || len != 2 || u16::from_ne_bytes(data) != *port {
+                return Err(bad(format!("forwarded port {port}: an unexpected message")));
+            }
+            listeners.forwards.push(crate::net::Forward {
+                listener: fds.pop().expect("one"),
+                host: host.clone(),
+                port: *port,
+            });
+        }
+        Ok(listeners)
     }
 }
 

@@ -37,6 +37,9 @@ pub struct NsPlan {
     /// `[network] mode = "proxy"`: the child's end of the socket pair that the proxy's
     /// listeners, created in the new network namespace, are sent over.
     pub proxy_handoff: Option<std::os::fd::OwnedFd>,
+    /// The loopback ports the child also listens on for the proxy to forward
+    /// ([`crate::net::Policy::loopback_forwards`]).
+    pub proxy_forwards: Vec<u16>,
 }
 
 impl NsPlan {
@@ -64,6 +67,7 @@ impl NsPlan {
             tmpfs: c("tmpfs"),
             view: view.filter(|_| ns.mount),
             proxy_handoff: None,
+            proxy_forwards: Vec::new(),
         })
     }
 
@@ -173,7 +177,7 @@ impl Step {
             Step::ViewTmp => "mount a private tmpfs on /tmp for the read-only view",
             Step::ViewHide => "cover a [filesystem] hide path",
             Step::ProxyListen => {
-                "listen on 127.0.0.1:3128 and :1080 in the agent's network namespace for the [network] proxy"
+                "listen on 127.0.0.1:3128, :1080 and the forwarded loopback ports in the agent's network namespace for the [network] proxy"
             }
             Step::ProxyHandoff => "pass the [network] proxy's listeners to synwire-run",
         }

@@ -125,8 +125,14 @@ fn enter(ns: &NsPlan) -> Result<Option<i32>, (Step, i32)> {
         let http = raw::listen_loopback(network::HTTP_PORT).map_err(|e| (Step::ProxyListen, e))?;
         let socks =
             raw::listen_loopback(network::SOCKS_PORT).map_err(|e| (Step::ProxyListen, e))?;
-        raw::send_fds(handoff.as_fd(), &[http.as_fd(), socks.as_fd()])
+        raw::send_fds(handoff.as_fd(), &[http.as_fd(), socks.as_fd()], b"L")
             .map_err(|e| (Step::ProxyHandoff, e))?;
+        // Then one message per forwarded loopback port, the port as its data.
+        for &port in &ns.proxy_forwards {
+            let l = raw::listen_loopback(port).map_err(|e| (Step::ProxyListen, e))?;
+            raw::send_fds(handoff.as_fd(), &[l.as_fd()], &port.to_ne_bytes())
+                .map_err(|e| (Step::ProxyHandoff, e))?;
+        }
     }
     if let Some(errno) = cwd_lost.or_else(|| raw::cwd_searchable().err()) {
         raw::chdir(&ns.root).map_err(|e| (Step::CwdFallback, e))?;

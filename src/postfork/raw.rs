@@ -482,15 +482,15 @@ pub fn listen_loopback(port: u16) -> Result<OwnedFd, i32> {
     Ok(sock)
 }
 
-/// Sends `fds` over the unix socket `sock` in one SCM_RIGHTS message (with one byte of data).
-pub fn send_fds(sock: BorrowedFd<'_>, fds: &[BorrowedFd<'_>; 2]) -> Result<(), i32> {
+/// Sends `fds` (one or two) over the unix socket `sock` in one SCM_RIGHTS message with `data`.
+pub fn send_fds(sock: BorrowedFd<'_>, fds: &[BorrowedFd<'_>], data: &[u8]) -> Result<(), i32> {
     use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
     let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut cmsg = SendAncillaryBuffer::new(&mut space);
     if !cmsg.push(SendAncillaryMessage::ScmRights(fds)) {
         return Err(libc::EINVAL);
     }
-    let data = [std::io::IoSlice::new(b"L")];
+    let data = [std::io::IoSlice::new(data)];
     ok(rustix::net::sendmsg(
         sock,
         &data,

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use rustix::event::PollFlags;
 
 use super::{Listeners, Policy, Report};
+use crate::net::policy::Target;
 
 /// Client connections served at once; beyond, new ones are closed at once.
 const MAX_CONNECTIONS: usize = 1024;
@@ -121,8 +122,19 @@ pub(super) struct Engine {
 
 impl Engine {
     pub(super) fn start(listeners: Listeners, config: Config) -> std::io::Result<Engine> {
-        let http = listener(listeners.http)?;
-        let socks = listener(listeners.socks)?;
+        let mut served = vec![
+            (listener(listeners.http)?, Kind::Http),
+            (listener(listeners.socks)?, Kind::Socks),
+        ];
+        for f in listeners.forwards {
+            let target = Target::parse(&f.host).ok_or_else(|| {
+                std::io::Error::other(format!("{} is not a host to forward to", f.host))
+            })?;
+            served.push((
+                listener(f.listener)?,
+                Kind::Forward(Arc::new(target), f.port),
+            ));
+        }
         let (stop, stop_tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let shared = Arc::new(Shared {
             config,
@@ -139,9 +151,9 @@ impl Engine {
             .name(THREAD_NAME.to_string())
             .stack_size(STACK_SIZE)
             .spawn(move || {
-                accept_loop(&for_thread, &http, &socks);
+                accept_loop(&for_thread, &served);
                 // The listeners close here, before the acceptor counts as ended.
-                drop((http, socks));
+                drop(served);
                 lock(&for_thread.live).acceptor = false;
                 for_thread.ended.notify_all();
             })?;
@@ -189,19 +201,23 @@ fn listener(fd: OwnedFd) -> std::io::Result<TcpListener> {
     Ok(TcpListener::from(fd))
 }
 
-#[derive(Clone, Copy)]
+/// What a listener serves.
+#[derive(Clone)]
 enum Kind {
     Http,
     Socks,
+    /// A forwarded loopback port: every connection goes to this host and port.
+    Forward(Arc<Target>, u16),
 }
 
-fn accept_loop(shared: &Arc<Shared>, http: &TcpListener, socks: &TcpListener) {
+fn accept_loop(shared: &Arc<Shared>, served: &[(TcpListener, Kind)]) {
     loop {
-        let mut fds = [
-            rustix::event::PollFd::new(&shared.stop, PollFlags::IN),
-            rustix::event::PollFd::new(http, PollFlags::IN),
-            rustix::event::PollFd::new(socks, PollFlags::IN),
-        ];
+        let mut fds = vec![rustix::event::PollFd::new(&shared.stop, PollFlags::IN)];
+        fds.extend(
+            served
+                .iter()
+                .map(|(l, _)| rustix::event::PollFd::new(l, PollFlags::IN)),
+        );
         match rustix::event::poll(&mut fds, None) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => {
@@ -214,12 +230,10 @@ fn accept_loop(shared: &Arc<Shared>, http: &TcpListener, socks: &TcpListener) {
         if !fds[0].revents().is_empty() {
             return;
         }
-        let ready = [
-            (!fds[1].revents().is_empty(), http, Kind::Http),
-            (!fds[2].revents().is_empty(), socks, Kind::Socks),
-        ];
-        for (ready, listener, kind) in ready {
-            if ready && !accept_one(shared, listener, kind) {
+        let ready: Vec<bool> = fds[1..].iter().map(|f| !f.revents().is_empty()).collect();
+        drop(fds);
+        for ((listener, kind), ready) in served.iter().zip(ready) {
+            if ready && !accept_one(shared, listener, kind.clone()) {
                 return;
             }
         }
@@ -263,6 +277,7 @@ fn accept_one(shared: &Arc<Shared>, listener: &TcpListener, kind: Kind) -> bool 
             match kind {
                 Kind::Http => http::serve(&for_thread, &client),
                 Kind::Socks => socks::serve(&for_thread, &client),
+                Kind::Forward(target, port) => forward(&for_thread, &client, &target, port),
             }
         });
     if let Err(e) = spawned {
@@ -303,14 +318,30 @@ fn accept_error(shared: &Shared, kind: Kind, e: &std::io::Error) -> bool {
         }
         _ => {
             let which = match kind {
-                Kind::Http => "HTTP",
-                Kind::Socks => "SOCKS5",
+                Kind::Http => "its HTTP listener".to_string(),
+                Kind::Socks => "its SOCKS5 listener".to_string(),
+                Kind::Forward(_, port) => format!("the forwarded port {port}"),
             };
             shared.error(format!(
-                "the network proxy stopped accepting connections: accept on its {which} listener failed: {e}"
+                "the network proxy stopped accepting connections: accept on {which} failed: {e}"
             ));
             false
         }
+    }
+}
+
+/// A connection to a forwarded loopback port: no handshake, straight to `target:port` (which the
+/// policy allows, as it listed it), then relayed.
+fn forward(shared: &Shared, client: &TcpStream, target: &Target, port: u16) {
+    if let Ok(upstream) = connect::open(shared, target, port) {
+        relay::relay(
+            shared.stop_fd(),
+            client,
+            &upstream,
+            b"",
+            b"",
+            relay::Mode::Tunnel,
+        );
     }
 }
 

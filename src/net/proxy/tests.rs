@@ -31,6 +31,7 @@ fn start(config: Config) -> Running {
     let listeners = Listeners {
         http: http.into(),
         socks: socks.into(),
+        forwards: Vec::new(),
     };
     Running {
         engine: Engine::start(listeners, config).unwrap(),
@@ -145,6 +146,7 @@ fn plain_http_reaches_the_server_in_origin_form_with_connection_close() {
     let listeners = Listeners {
         http: http.into(),
         socks: socks.into(),
+        forwards: Vec::new(),
     };
     let proxy = crate::net::start(
         listeners,
@@ -547,6 +549,7 @@ fn an_accept_error_is_reported_and_ends_accepting() {
     let listeners = Listeners {
         http: not_listening,
         socks: socks.into(),
+        forwards: Vec::new(),
     };
     let engine = Engine::start(listeners, config(&[])).unwrap();
     // The acceptor ends by itself; stop still returns its report.
@@ -633,4 +636,37 @@ fn a_connect_that_does_not_complete_in_time_is_a_504() {
     assert!(text.contains("timed out"), "{text}");
     let report = p.engine.stop();
     assert_eq!(report.failed, counts(&[(&format!("127.0.0.1:{port}"), 1)]));
+}
+
+#[test]
+fn a_forwarded_loopback_port_goes_to_the_listed_host_and_is_counted() {
+    let port = echo_server();
+    let entries = [format!("127.0.0.1:{port}"), "localhost:11434".to_string()];
+    let policy = Policy::parse(&entries).unwrap();
+    // The proxy's own ports are never forwarded; each port once, sorted.
+    assert_eq!(
+        policy.loopback_forwards(&[11434]),
+        [(port, "127.0.0.1".to_string())]
+    );
+    let http = TcpListener::bind("127.0.0.1:0").unwrap();
+    let socks = TcpListener::bind("127.0.0.1:0").unwrap();
+    let forwarded = TcpListener::bind("127.0.0.1:0").unwrap();
+    let forwarded_addr = forwarded.local_addr().unwrap();
+    let listeners = Listeners {
+        http: http.into(),
+        socks: socks.into(),
+        forwards: vec![crate::net::Forward {
+            listener: forwarded.into(),
+            host: "127.0.0.1".into(),
+            port,
+        }],
+    };
+    let engine = Engine::start(listeners, Config::new(policy)).unwrap();
+    let mut c = client(forwarded_addr);
+    c.write_all(b"straight through").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_all(&mut c), b"straight through");
+    let report = engine.stop();
+    assert_eq!(report.allowed, counts(&[(&format!("127.0.0.1:{port}"), 1)]));
+    assert!(report.denied.is_empty() && report.failed.is_empty());
 }

@@ -25,6 +25,14 @@ pub fn add_all(t: &mut Vec<(String, TestFn)>) {
     add("link-local", Box::new(link_local));
     add("bypass", Box::new(bypass));
     add("none", Box::new(none));
+    add(
+        "loopback-forward/root",
+        Box::new(|e| loopback_forward(e, root(e))),
+    );
+    add(
+        "loopback-forward/user-agent-net",
+        Box::new(|e| loopback_forward(e, user(e))),
+    );
     add("many-intact", Box::new(many_intact));
     add("agent-killed-mid-transfer", Box::new(agent_killed));
     add("launcher-sigterm-mid-transfer", Box::new(launcher_sigterm));
@@ -560,4 +568,44 @@ fn slow_peer_timeout(env: &Env) -> Result<(), String> {
             .map_err(|e| format!("after the timeout ({how}): {e}"))?;
     }
     Ok(())
+}
+
+/// `localhost:PORT` in the allow list: clients go direct to localhost (NO_PROXY names it), so the
+/// agent's own 127.0.0.1:PORT is forwarded to the host's, through the policy and counted; a port
+/// not listed stays closed. As root with the default profile, and as uid 1000 under `agent-net`
+/// (user and pid namespaces: the listeners come from the pid namespace's init).
+fn loopback_forward(env: &Env, caller: Caller) -> Result<(), String> {
+    let net = Net::setup()?;
+    let p = net.port();
+    let unlisted = p.wrapping_add(1).max(1);
+    let script =
+        format!("{VMTEST} net-direct tcp 127.0.0.1 {p} tcp localhost {p} tcp 127.0.0.1 {unlisted}");
+    let allow = format!("localhost:{p}");
+    let mut opts = vec!["-q", "--allow-host", &allow];
+    if caller.uid.is_some() {
+        opts.extend(["--profile", "agent-net"]);
+    }
+    let before = net.server.accepted();
+    let r = run_sh(env, &caller, &opts, &script)?;
+    r.expect_code(0)?;
+    let l = lines(&r);
+    ensure(
+        l.len() == 3
+            && l[0] == format!("tcp 127.0.0.1:{p} ok")
+            && l[1] == format!("tcp localhost:{p} ok")
+            && !l[2].ends_with(" ok"),
+        || {
+            format!(
+                "expected the listed port forwarded and the other closed: {}",
+                r.show()
+            )
+        },
+    )?;
+    ensure(net.server.accepted() == before + 2, || {
+        format!(
+            "the server saw {} connections, expected 2",
+            net.server.accepted() - before
+        )
+    })?;
+    expect_count(&r, "allowed", &format!("localhost:{p}"), 2)
 }
