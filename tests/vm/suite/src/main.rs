@@ -43,6 +43,7 @@ const USAGE: &str =
        synwire-vmtest ioctl-tty PATH... | tcp-connect PORT... | abstract NAME
        synwire-vmtest try-syscalls [NAME...] | try-write PATH...
        synwire-vmtest net-get http|connect|socks URL | net-stream URL | net-many N BYTES URL
+       synwire-vmtest net-tput connect|socks|direct N BYTES URL
        synwire-vmtest net-direct (tcp HOST PORT | dns [RESOLV_CONF])...";
 
 fn main() -> ExitCode {
@@ -81,6 +82,7 @@ fn main() -> ExitCode {
         Some("net-get") => net_helpers::net_get(&args[1..]),
         Some("net-stream") => net_helpers::net_stream(&args[1..]),
         Some("net-many") => net_helpers::net_many(&args[1..]),
+        Some("net-tput") => net_helpers::net_tput(&args[1..]),
         Some("net-direct") => net_helpers::net_direct(&args[1..]),
         _ => Err(USAGE.to_string()),
     };

@@ -14,6 +14,11 @@
 //! - `net-many N BYTES URL`: N concurrent fetches of URL (which serves BYTES of `pattern`) through
 //!   CONNECT tunnels, one thread each; prints `fail I: REASON` for each one that did not arrive
 //!   intact, then `intact K/N`.
+//! - `net-tput connect|socks|direct N BYTES URL`: the same N checked fetches through CONNECT
+//!   tunnels, SOCKS5, or straight to the server ignoring every proxy (under `--network host`, for
+//!   comparison); prints the same `fail` lines, then `intact K/N bytes B secs S`: B the bytes of
+//!   the intact fetches, S the seconds from the first connect to the last byte of any fetch, so
+//!   the figure is the transfer's alone, not synwire-run's launch.
 //! - `net-direct PROBE...`, ignoring every proxy: `tcp HOST PORT` (HOST resolved with
 //!   getaddrinfo) prints `tcp HOST:PORT ok` or the errno name, `timeout`, `resolve-failed …`,
 //!   `is-proxy-port` (127.x or localhost at a port a proxy of the environment listens on);
@@ -22,7 +27,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a client waits for any byte before giving up (`timeout`): longer than any test's
 /// `--timeout`, shorter than the harness's deadline.
@@ -431,9 +436,27 @@ pub fn net_stream(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// One of `net-many`'s fetches: the body must be exactly `bytes` of `pattern`.
-fn fetch_checked(host: &str, port: u16, path: &str, bytes: u64) -> Result<(), String> {
-    let mut s = connect_tunnel(host, port).map_err(|g| g.to_string())?;
+/// A stream to host:port by `how`: `connect` (a CONNECT tunnel through HTTPS_PROXY), `socks`
+/// (SOCKS5 through ALL_PROXY) or `direct` (the name resolved here and a plain connect, ignoring
+/// every proxy).
+fn open_stream(how: &str, host: &str, port: u16) -> Result<TcpStream, Got> {
+    match how {
+        "connect" => connect_tunnel(host, port),
+        "socks" => socks_connect(host, port),
+        "direct" => {
+            let s = TcpStream::connect((host, port)).map_err(io_failed)?;
+            s.set_read_timeout(Some(IO_TIMEOUT)).map_err(io_failed)?;
+            s.set_write_timeout(Some(IO_TIMEOUT)).map_err(io_failed)?;
+            Ok(s)
+        }
+        other => Err(Got::Failed(format!("error unknown method {other}"))),
+    }
+}
+
+/// One of `net-many`'s or `net-tput`'s fetches, opened by `how` (see `open_stream`): the body
+/// must be exactly `bytes` of `pattern`.
+fn fetch_checked(how: &str, host: &str, port: u16, path: &str, bytes: u64) -> Result<(), String> {
+    let mut s = open_stream(how, host, port).map_err(|g| g.to_string())?;
     origin_request(&mut s, host, port, path).map_err(|g| g.to_string())?;
     let mut r = BufReader::with_capacity(65536, s);
     let (code, headers) = read_head(&mut r).map_err(|g| g.to_string())?;
@@ -472,39 +495,99 @@ fn fetch_checked(host: &str, port: u16, path: &str, bytes: u64) -> Result<(), St
     }
 }
 
-/// `net-many N BYTES URL`.
-pub fn net_many(args: &[String]) -> Result<(), String> {
-    let [n, bytes, url] = args else {
-        return Err("usage: net-many N BYTES URL".into());
-    };
-    let n: usize = n.parse().map_err(|_| format!("bad N {n}"))?;
-    let bytes: u64 = bytes.parse().map_err(|_| format!("bad BYTES {bytes}"))?;
+/// What `fetch_all` saw: how many fetches arrived intact, why each other one did not (by index),
+/// and the seconds from the first connect to the last byte of any fetch.
+struct Fetched {
+    intact: usize,
+    fails: Vec<(usize, String)>,
+    secs: f64,
+}
+
+/// N concurrent checked fetches of `url` (which serves `bytes` of `pattern`) by `how`, one
+/// thread each.
+fn fetch_all(how: &str, n: usize, bytes: u64, url: &str) -> Result<Fetched, String> {
     let (host, port, path) = parse_url(url)?;
     // Every thread connects at once, so the proxy really carries N tunnels together.
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
     let threads: Vec<_> = (0..n)
         .map(|_| {
-            let (host, path, barrier) = (host.clone(), path.clone(), barrier.clone());
+            let (how, host, path, barrier) =
+                (how.to_string(), host.clone(), path.clone(), barrier.clone());
             std::thread::Builder::new()
                 .stack_size(256 * 1024)
                 .spawn(move || {
                     barrier.wait();
-                    fetch_checked(&host, port, &path, bytes)
+                    let t0 = Instant::now();
+                    let r = fetch_checked(&how, &host, port, &path, bytes);
+                    (t0, Instant::now(), r)
                 })
         })
         .collect();
-    let mut intact = 0;
+    let mut got = Fetched {
+        intact: 0,
+        fails: Vec::new(),
+        secs: 0.0,
+    };
+    let mut span: Option<(Instant, Instant)> = None;
     for (i, t) in threads.into_iter().enumerate() {
         let r = match t {
-            Ok(h) => h.join().unwrap_or_else(|_| Err("thread panicked".into())),
+            Ok(h) => match h.join() {
+                Ok((t0, t1, r)) => {
+                    span = Some(span.map_or((t0, t1), |(a, b)| (a.min(t0), b.max(t1))));
+                    r
+                }
+                Err(_) => Err("thread panicked".into()),
+            },
             Err(e) => Err(format!("spawn: {e}")),
         };
         match r {
-            Ok(()) => intact += 1,
-            Err(e) => say(&format!("fail {i}: {e}")),
+            Ok(()) => got.intact += 1,
+            Err(e) => got.fails.push((i, e)),
         }
     }
-    say(&format!("intact {intact}/{n}"));
+    got.secs = span.map_or(0.0, |(a, b)| (b - a).as_secs_f64());
+    Ok(got)
+}
+
+fn parse_n_bytes(n: &str, bytes: &str) -> Result<(usize, u64), String> {
+    let n = n.parse().map_err(|_| format!("bad N {n}"))?;
+    let bytes = bytes.parse().map_err(|_| format!("bad BYTES {bytes}"))?;
+    Ok((n, bytes))
+}
+
+/// `net-many N BYTES URL`.
+pub fn net_many(args: &[String]) -> Result<(), String> {
+    let [n, bytes, url] = args else {
+        return Err("usage: net-many N BYTES URL".into());
+    };
+    let (n, bytes) = parse_n_bytes(n, bytes)?;
+    let got = fetch_all("connect", n, bytes, url)?;
+    for (i, e) in &got.fails {
+        say(&format!("fail {i}: {e}"));
+    }
+    say(&format!("intact {}/{n}", got.intact));
+    Ok(())
+}
+
+/// `net-tput connect|socks|direct N BYTES URL`.
+pub fn net_tput(args: &[String]) -> Result<(), String> {
+    let [how, n, bytes, url] = args else {
+        return Err("usage: net-tput connect|socks|direct N BYTES URL".into());
+    };
+    if !matches!(how.as_str(), "connect" | "socks" | "direct") {
+        return Err(format!("unknown method {how}"));
+    }
+    let (n, bytes) = parse_n_bytes(n, bytes)?;
+    let got = fetch_all(how, n, bytes, url)?;
+    for (i, e) in &got.fails {
+        say(&format!("fail {i}: {e}"));
+    }
+    say(&format!(
+        "intact {}/{n} bytes {} secs {:.6}",
+        got.intact,
+        got.intact as u64 * bytes,
+        got.secs
+    ));
     Ok(())
 }
 
@@ -805,7 +888,8 @@ mod tests {
         }
         std::env::set_var("ALL_PROXY", format!("socks5h://127.0.0.1:{sp}/"));
         let n = 1_000_003;
-        let url = format!("http://allowed.test:{}/bytes/{n}", srv.port);
+        let url_base = format!("http://allowed.test:{}", srv.port);
+        let url = format!("{url_base}/bytes/{n}");
         let want = format!("status 200 bytes {n} fnv={}", pattern_fnv(n));
         for how in ["http", "connect", "socks"] {
             assert_eq!(fetch(how, &url).to_string(), want, "{how}");
@@ -822,13 +906,57 @@ mod tests {
             .map(|_| {
                 let port = srv.port;
                 std::thread::spawn(move || {
-                    fetch_checked("allowed.test", port, "/bytes/300000", 300_000)
+                    fetch_checked("connect", "allowed.test", port, "/bytes/300000", 300_000)
                 })
             })
             .collect();
         for t in threads {
             t.join().unwrap().unwrap();
         }
-        assert!(fetch_checked("allowed.test", srv.port, "/bytes/300000", 299_999).is_err());
+        assert!(fetch_checked(
+            "connect",
+            "allowed.test",
+            srv.port,
+            "/bytes/300000",
+            299_999
+        )
+        .is_err());
+        // net-tput's ways through the proxies, with its span.
+        for how in ["connect", "socks"] {
+            let got = fetch_all(how, 5, 200_000, &format!("{url_base}/bytes/200000")).unwrap();
+            assert_eq!(
+                (got.intact, got.fails.len()),
+                (5, 0),
+                "{how}: {:?}",
+                got.fails
+            );
+            assert!(got.secs > 0.0, "{how}");
+        }
+    }
+
+    /// `direct` ignores the proxies (none is set here) and checks every byte; a wrong length,
+    /// a refused connect and an unknown way are failures with a reason.
+    #[test]
+    fn direct_fetches() {
+        let srv = crate::net_fixtures::Server::start(std::net::Ipv4Addr::LOCALHOST).unwrap();
+        let base = format!("http://127.0.0.1:{}", srv.port);
+        let got = fetch_all("direct", 20, 300_000, &format!("{base}/bytes/300000")).unwrap();
+        assert_eq!((got.intact, got.fails.len()), (20, 0), "{:?}", got.fails);
+        assert!(got.secs > 0.0);
+        let got = fetch_all("direct", 2, 300_001, &format!("{base}/bytes/300000")).unwrap();
+        assert_eq!(got.intact, 0);
+        assert!(
+            got.fails.iter().all(|(_, e)| e == "content-length 300000"),
+            "{:?}",
+            got.fails
+        );
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        assert_eq!(
+            fetch_checked("direct", "127.0.0.1", port, "/bytes/1", 1),
+            Err("ECONNREFUSED".into())
+        );
+        assert!(fetch_checked("nowhere", "127.0.0.1", srv.port, "/bytes/1", 1).is_err());
     }
 }

@@ -37,6 +37,7 @@ pub fn add_all(t: &mut Vec<(String, TestFn)>) {
     add("agent-killed-mid-transfer", Box::new(agent_killed));
     add("launcher-sigterm-mid-transfer", Box::new(launcher_sigterm));
     add("slow-peer-timeout", Box::new(slow_peer_timeout));
+    add("throughput", Box::new(throughput));
 }
 
 /// Body size of the ordinary fetches.
@@ -608,4 +609,110 @@ fn loopback_forward(env: &Env, caller: Caller) -> Result<(), String> {
         )
     })?;
     expect_count(&r, "allowed", &format!("localhost:{p}"), 2)
+}
+
+/// Bytes of the one stream, and of each of the many, at full size.
+const TPUT_ONE: u64 = 64 << 20;
+const TPUT_MANY: u64 = 2 << 20;
+/// How many streams at once.
+const TPUT_N: u64 = 100;
+/// Seconds the passes after the first may take together, estimated from the first's rate.
+const TPUT_BUDGET: f64 = 40.0;
+/// The smallest share of the full sizes the passes are scaled down to on a slow host.
+const TPUT_MIN_SCALE: f64 = 1.0 / 16.0;
+
+/// The seconds in `net-tput`'s last line, which must say that all `n` fetches of `bytes` arrived
+/// intact: `intact N/N bytes N*BYTES secs S`.
+fn tput_secs(stdout: &str, n: u64, bytes: u64) -> Result<f64, String> {
+    let last = stdout.lines().last().unwrap_or("");
+    let prefix = format!("intact {n}/{n} bytes {} secs ", n * bytes);
+    last.strip_prefix(prefix.as_str())
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .ok_or_else(|| format!("expected a last line `{prefix}SECS`, got {last:?}"))
+}
+
+/// MiB/s of `net-tput HOW N BYTES` against the server, as the agent measured it (connect to last
+/// byte, not synwire-run's launch), under synwire-run's `opts`. Every byte must arrive intact and,
+/// through a proxy, every stream be counted as allowed.
+fn tput(env: &Env, net: &Net, opts: &[&str], how: &str, n: u64, bytes: u64) -> Result<f64, String> {
+    let url = net.url("allowed.test", &format!("/bytes/{bytes}"));
+    let (n_arg, bytes_arg) = (n.to_string(), bytes.to_string());
+    let mut args = vec!["-q"];
+    args.extend(opts);
+    args.extend(["--", VMTEST, "net-tput", how, &n_arg, &bytes_arg, &url]);
+    let r = run(env, &root(env), Spawn::Clone3, &args)?;
+    r.expect_code(0)?;
+    let secs = tput_secs(&r.stdout, n, bytes)
+        .map_err(|e| format!("net-tput {how} {n} x {bytes}: {e}; {}", r.show()))?;
+    if how != "direct" {
+        expect_count(&r, "allowed", &format!("allowed.test:{}", net.port()), n)?;
+    }
+    Ok((n * bytes) as f64 / secs / f64::from(1 << 20))
+}
+
+/// `bytes` times `scale`, in whole KiB, at least 64 KiB.
+fn scaled(bytes: u64, scale: f64) -> u64 {
+    ((bytes as f64 * scale) as u64 / 1024).max(64) * 1024
+}
+
+/// What the proxy costs: one stream through CONNECT against the same one straight to the server
+/// (`--network host`), 100 at once each way, and one through SOCKS5; printed, not judged (the
+/// VMs emulate every instruction, so only the ratios mean much), but every byte checked. A slow
+/// host scales the sizes down after the first pass, so the test stays within about a minute.
+fn throughput(env: &Env) -> Result<(), String> {
+    let net = Net::setup()?;
+    let allow = format!("allowed.test:{}", net.port());
+    let proxy: &[&str] = &["--allow-host", &allow];
+    let host: &[&str] = &["--network", "host"];
+    let mut direct_one = tput(env, &net, host, "direct", 1, TPUT_ONE)?;
+    // The rest in bytes sent straight: proxy-1, direct-100, proxy-100 and socks-1, a proxied byte
+    // counted twice (it is copied once more, in the same emulated CPUs), and direct-1 again
+    // should the sizes shrink.
+    let rest = (5 * TPUT_ONE + 3 * TPUT_N * TPUT_MANY) as f64 / f64::from(1 << 20);
+    let scale = (TPUT_BUDGET * direct_one / rest).clamp(TPUT_MIN_SCALE, 1.0);
+    let (one, many) = (scaled(TPUT_ONE, scale), scaled(TPUT_MANY, scale));
+    if one != TPUT_ONE {
+        note(&format!(
+            "net-throughput: direct-1 at {direct_one:.1} MiB/s, sizes scaled by {scale:.3}"
+        ));
+        direct_one = tput(env, &net, host, "direct", 1, one)?;
+    }
+    let proxy_one = tput(env, &net, proxy, "connect", 1, one)?;
+    note(&format!(
+        "net-throughput proxy-1: {proxy_one:.1} MiB/s (direct {direct_one:.1} MiB/s), 1 x {one} bytes"
+    ));
+    let direct_many = tput(env, &net, host, "direct", TPUT_N, many)?;
+    let proxy_many = tput(env, &net, proxy, "connect", TPUT_N, many)?;
+    note(&format!(
+        "net-throughput proxy-{TPUT_N}: {proxy_many:.1} MiB/s (direct {direct_many:.1} MiB/s), {TPUT_N} x {many} bytes"
+    ));
+    let socks_one = tput(env, &net, proxy, "socks", 1, one)?;
+    note(&format!(
+        "net-throughput socks-1: {socks_one:.1} MiB/s (direct {direct_one:.1} MiB/s), 1 x {one} bytes"
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tput_lines() {
+        let out = "fail 3: eof\nintact 2/2 bytes 2048 secs 0.500000\n";
+        assert_eq!(tput_secs(out, 2, 1024), Ok(0.5));
+        assert!(tput_secs(out, 2, 1000).is_err());
+        assert!(tput_secs("intact 1/2 bytes 1024 secs 0.5\n", 2, 1024).is_err());
+        assert!(tput_secs("intact 2/2 bytes 2048 secs 0.000000\n", 2, 1024).is_err());
+        assert!(tput_secs("", 2, 1024).is_err());
+    }
+
+    #[test]
+    fn scaling() {
+        assert_eq!(scaled(TPUT_ONE, 1.0), TPUT_ONE);
+        assert_eq!(scaled(TPUT_MANY, 0.5), TPUT_MANY / 2);
+        assert_eq!(scaled(TPUT_MANY, TPUT_MIN_SCALE), 128 * 1024);
+        assert_eq!(scaled(1000, 0.01), 64 * 1024);
+    }
 }
