@@ -25,6 +25,10 @@ pub struct SecPlan {
     /// The ruleset itself, prepared before fork: owned by the plan the child uses, so that it is
     /// open for as long as the plan is.
     ruleset: Option<OwnedFd>,
+    /// A second Landlock layer that only denies TCP (the network cut of `--network none` without
+    /// a network namespace), enforced after the first.
+    pub landlock_net: Option<RawFd>,
+    net_ruleset: Option<OwnedFd>,
     /// The `[seccomp]` filter, installed last, just before execve (see [`SecPlan::set_seccomp`]).
     pub seccomp: Option<crate::seccomp::Program>,
 }
@@ -119,8 +123,16 @@ impl SecPlan {
             no_new_privs: sec.no_new_privileges,
             landlock: None,
             ruleset: None,
+            landlock_net: None,
+            net_ruleset: None,
             seccomp: None,
         })
+    }
+
+    /// Hands the plan the network cut's ruleset ([`crate::landlock::network_cut`]).
+    pub fn set_landlock_net(&mut self, ruleset: OwnedFd) {
+        self.landlock_net = Some(ruleset.as_raw_fd());
+        self.net_ruleset = Some(ruleset);
     }
 
     /// Hands the plan the `[filesystem]` ruleset to enforce.

@@ -133,13 +133,27 @@ fn network_namespace() -> Check {
                 net: true,
                 ..Default::default()
             };
+            // What `none` does instead for a caller refused the user namespace.
+            let fallback = if privileged {
+                String::new()
+            } else {
+                let landlock = crate::landlock::abi_version().is_ok_and(|abi| abi >= 4);
+                format!(
+                    "; `none` cuts the network with {}seccomp instead (AF_INET and AF_INET6 sockets refused), `proxy` is refused",
+                    if landlock { "Landlock (TCP) and " } else { "" }
+                )
+            };
             match crate::ns::create_error(&ns, e, privileged) {
                 crate::ns::NsError::Create { source, fix, .. } => warn_owned(
                     name,
-                    format!("unavailable: cannot create a network namespace here ({source})"),
+                    format!("no network namespace here ({source}){fallback}"),
                     fix,
                 ),
-                other => warn_owned(name, "unavailable".into(), other.to_string()),
+                other => warn_owned(
+                    name,
+                    format!("no network namespace{fallback}"),
+                    other.to_string(),
+                ),
             }
         }
     }

@@ -136,6 +136,22 @@ pub fn prepare(
     Ok(Some(Prepared { ruleset, status }))
 }
 
+/// A ruleset that handles TCP bind and connect and allows neither, and nothing else: the network
+/// cut of `[network] mode = "none"` where the agent gets no network namespace. None where the
+/// kernel's Landlock cannot restrict TCP (ABI 4, Linux 6.7+) or there is no Landlock.
+pub fn network_cut() -> Option<OwnedFd> {
+    use landlock::{Access, AccessNet, Ruleset, RulesetAttr, ABI};
+    if abi_version().ok()? < 4 {
+        return None;
+    }
+    let created = Ruleset::default()
+        .handle_access(AccessNet::from_all(ABI::V4))
+        .and_then(|r| r.create())
+        .map_err(|e| tracing::debug!("the Landlock network cut failed: {e}"))
+        .ok()?;
+    created.into()
+}
+
 /// The kernel has no Landlock (`e` says why): an error under `required`, a warning otherwise.
 fn without_landlock(fs: &Filesystem, e: io::Error) -> Result<Option<Prepared>, LandlockError> {
     if fs.enforce == Enforce::Required {

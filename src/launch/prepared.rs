@@ -51,11 +51,13 @@ impl Prepared {
             security::has_cap_sys_admin,
         )?;
         stats.filesystem_view = view;
-        crate::net::setup::resolve(
+        let via = crate::net::setup::resolve(
             &profile.network,
             &mut profile.namespaces,
             security::has_cap_sys_admin,
+            || crate::ns::userns_obstacle().is_some(),
         );
+        let cut_network = via == Some(crate::net::setup::Via::Filters);
         stats.network = crate::net::setup::Status::new(profile.network.mode);
         let policy = match profile.network.mode {
             profile::network::Mode::Proxy => Some(
@@ -74,7 +76,17 @@ impl Prepared {
             crate::net::setup::set_proxy_env(&mut env);
         }
         stats.landlock = prepare_landlock(&profile, &env, &mut sec)?;
-        stats.seccomp = prepare_seccomp(&profile, &mut sec)?;
+        stats.seccomp = prepare_seccomp(&profile, cut_network, &mut sec)?;
+        stats.network.via = via.map(|via| match via {
+            crate::net::setup::Via::Namespace => vec!["namespace"],
+            crate::net::setup::Via::Filters => match landlock::network_cut() {
+                Some(ruleset) => {
+                    sec.set_landlock_net(ruleset);
+                    vec!["landlock", "seccomp"]
+                }
+                None => vec!["seccomp"],
+            },
+        });
         let plan = match ExecPlan::new(req.command.clone(), env) {
             Ok(plan) => plan,
             // Not found or not executable: nothing has been created yet.
@@ -133,9 +145,14 @@ fn prepare_landlock(
     })
 }
 
-/// Builds the `[seccomp]` filter into `sec`; returns what it enforces.
-fn prepare_seccomp(profile: &Profile, sec: &mut SecPlan) -> Result<seccomp::Status, Error> {
-    Ok(match seccomp::prepare(&profile.seccomp)? {
+/// Builds the `[seccomp]` filter (with the network cut when `cut_network`) into `sec`; returns
+/// what it enforces of `[seccomp]`.
+fn prepare_seccomp(
+    profile: &Profile,
+    cut_network: bool,
+    sec: &mut SecPlan,
+) -> Result<seccomp::Status, Error> {
+    Ok(match seccomp::prepare(&profile.seccomp, cut_network)? {
         Some((program, status)) => {
             sec.set_seccomp(program);
             status

@@ -24,20 +24,45 @@ pub const HTTP_PORT: u16 = 3128;
 /// The SOCKS5 proxy's port on the agent's 127.0.0.1.
 pub const SOCKS_PORT: u16 = 1080;
 
+/// How `none` and `proxy` keep the agent off the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A network namespace of its own, with only `lo`.
+    Namespace,
+    /// No namespace (user namespaces are refused to this caller here, and nothing else asks for
+    /// one): Landlock denies TCP where it can (ABI 4+), and a seccomp filter every socket family
+    /// but AF_UNIX and AF_NETLINK. `none` only: the proxy needs the namespace.
+    Filters,
+}
+
 /// Adds to `ns` what `network` needs: a network namespace for `none` and `proxy`, and, for a
-/// caller without CAP_SYS_ADMIN (`privileged` says), the user namespace to create it in.
-pub fn resolve(network: &Network, ns: &mut Namespaces, privileged: impl Fn() -> bool) {
+/// caller without CAP_SYS_ADMIN (`privileged` says), the user namespace to create it in. Where
+/// `userns_refused` says that user namespace cannot be had and nothing else asks for a namespace,
+/// `none` is enforced by [`Via::Filters`] instead. None for `host`.
+pub fn resolve(
+    network: &Network,
+    ns: &mut Namespaces,
+    privileged: impl Fn() -> bool,
+    userns_refused: impl Fn() -> bool,
+) -> Option<Via> {
     if !network.mode.isolated() {
-        return;
+        return None;
     }
-    ns.net = true;
-    if !ns.user && !privileged() {
+    if !privileged() && !ns.user {
+        if network.mode == Mode::None && !ns.any() && userns_refused() {
+            tracing::debug!(
+                "[network] mode = \"none\" without a network namespace (no user namespace here): Landlock and seccomp cut the network"
+            );
+            return Some(Via::Filters);
+        }
         tracing::debug!(
             "[network] mode = \"{}\": the network namespace is created in a user namespace",
             network.mode.name()
         );
         ns.user = true;
     }
+    ns.net = true;
+    Some(Via::Namespace)
 }
 
 /// The proxy's variables, upper and lower case, as curl, pip, npm, git, Python's and Node's
@@ -143,6 +168,10 @@ impl Handoff {
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub mode: &'static str,
+    /// How `none` and `proxy` are enforced: `["namespace"]`, or without a network namespace
+    /// `["landlock", "seccomp"]` (`["seccomp"]` where Landlock cannot restrict TCP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<Vec<&'static str>>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<crate::net::Report>,
 }
@@ -151,6 +180,7 @@ impl Status {
     pub fn new(mode: Mode) -> Status {
         Status {
             mode: mode.name(),
+            via: None,
             proxy: (mode == Mode::Proxy).then(crate::net::Report::default),
         }
     }
@@ -158,6 +188,12 @@ impl Status {
     /// The summary's line in `proxy` mode, e.g. `network: 14 connections to 2 hosts allowed, 3
     /// denied (evil.example:443)`; None in the other modes.
     pub fn line(&self) -> Option<String> {
+        if let Some(via) = self.via.as_ref().filter(|v| !v.contains(&"namespace")) {
+            return Some(format!(
+                "  network: none, through {} (no user namespace for a network namespace here)\n",
+                via.join(" and ")
+            ));
+        }
         let r = self.proxy.as_ref()?;
         let allowed: u64 = r.allowed.values().sum();
         let denied: u64 = r.denied.values().sum();
@@ -214,13 +250,47 @@ mod tests {
             allow: Vec::new(),
         };
         let mut ns = Namespaces::default();
-        resolve(&net(Mode::Host), &mut ns, || false);
+        assert_eq!(resolve(&net(Mode::Host), &mut ns, || false, || false), None);
         assert_eq!(ns, Namespaces::default());
-        resolve(&net(Mode::None), &mut ns, || true);
-        assert!(ns.net && !ns.user);
+        let via = resolve(&net(Mode::None), &mut ns, || true, || true);
+        assert!(ns.net && !ns.user && via == Some(Via::Namespace));
         let mut ns = Namespaces::default();
-        resolve(&net(Mode::Proxy), &mut ns, || false);
+        resolve(&net(Mode::Proxy), &mut ns, || false, || false);
         assert!(ns.net && ns.user);
+    }
+
+    #[test]
+    fn without_user_namespaces_none_falls_back_to_filters_and_proxy_does_not() {
+        let net = |mode| Network {
+            mode,
+            allow: Vec::new(),
+        };
+        let mut ns = Namespaces::default();
+        let via = resolve(&net(Mode::None), &mut ns, || false, || true);
+        assert_eq!(
+            (via, ns.clone()),
+            (Some(Via::Filters), Namespaces::default())
+        );
+        // The proxy needs its namespace: the launch then refuses with the user namespace's fix.
+        let via = resolve(&net(Mode::Proxy), &mut ns, || false, || true);
+        assert!(via == Some(Via::Namespace) && ns.net && ns.user);
+        // Other namespaces need the user namespace anyway: no fallback for the network alone.
+        let mut ns = Namespaces {
+            pid: true,
+            ..Namespaces::default()
+        };
+        resolve(&net(Mode::None), &mut ns, || false, || true);
+        assert!(ns.net && ns.user);
+        let mut s = Status::new(Mode::None);
+        s.via = Some(vec!["landlock", "seccomp"]);
+        assert_eq!(
+            s.line().unwrap(),
+            "  network: none, through landlock and seccomp (no user namespace for a network namespace here)\n"
+        );
+        assert_eq!(
+            serde_json::to_value(&s).unwrap(),
+            serde_json::json!({"mode": "none", "via": ["landlock", "seccomp"]})
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::ns::Step;
 use crate::security::SecPlan;
 
 /// Applies `p` in order: rlimits, the bounding set, the user and group switch, the kept
-/// capabilities, no_new_privs, Landlock. The first failure, with its step and errno.
+/// capabilities, no_new_privs, Landlock (and its network cut). The first failure, with its step and errno.
 pub(super) fn apply(p: &SecPlan) -> Result<(), (Step, i32)> {
     for &(res, value) in &p.rlimits {
         raw::setrlimit(res, value).map_err(|e| (Step::Rlimit, e))?;
@@ -34,10 +34,11 @@ pub(super) fn apply(p: &SecPlan) -> Result<(), (Step, i32)> {
         }
     }
     // Landlock needs no_new_privs (or CAP_SYS_ADMIN): a ruleset always brings it.
-    if p.no_new_privs || p.landlock.is_some() {
+    if p.no_new_privs || p.landlock.is_some() || p.landlock_net.is_some() {
         raw::no_new_privs().map_err(|e| (Step::NoNewPrivs, e))?;
     }
-    if let Some(fd) = p.landlock {
+    // Two layers at most: [filesystem], then the network cut; each restricts on its own.
+    for fd in [p.landlock, p.landlock_net].into_iter().flatten() {
         raw::landlock_restrict_self(fd).map_err(|e| (Step::Landlock, e))?;
     }
     Ok(())

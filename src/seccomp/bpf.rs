@@ -67,6 +67,9 @@ const LEAF: usize = 4;
 const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
 const KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;
 const ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+const EACCES: u32 = libc::SECCOMP_RET_ERRNO | libc::EACCES as u32;
+const AF_UNIX: u32 = libc::AF_UNIX as u32;
+const AF_NETLINK: u32 = libc::AF_NETLINK as u32;
 
 impl Arch {
     pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
@@ -158,6 +161,16 @@ fn block(p: &mut Vec<sock_filter>, nr: u32, rule: Rule, deny: u32) {
             stmt(RET, deny),
             stmt(RET, ALLOW),
         ]),
+        Rule::Eacces => p.extend([jump(JEQ, nr, 0, 1), stmt(RET, EACCES)]),
+        // The domain is an int: the kernel reads the low 32 bits, and so does the filter.
+        Rule::LocalSocketsOnly => p.extend([
+            jump(JEQ, nr, 0, 5),
+            stmt(LD, ARG0_LOW),
+            jump(JEQ, AF_UNIX, 2, 0),
+            jump(JEQ, AF_NETLINK, 1, 0),
+            stmt(RET, EACCES),
+            stmt(RET, ALLOW),
+        ]),
     }
 }
 
@@ -246,6 +259,7 @@ mod tests {
                         Rule::Always => deny,
                         Rule::NewUser => ALLOW,
                         Rule::Enosys => ENOSYS,
+                        Rule::Eacces | Rule::LocalSocketsOnly => unreachable!("not in the list"),
                     };
                     assert_eq!(run(&p, a, nr, 0), want, "{arch:?} {name}");
                 }
@@ -255,6 +269,41 @@ mod tests {
                     let nr = arch.number(name).unwrap();
                     assert_eq!(run(&p, a, nr, 0), ALLOW, "{arch:?} {name}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_network_cut_leaves_only_local_sockets_whatever_the_action() {
+        for arch in Arch::ALL {
+            let a = arch.audit();
+            for (default, action) in [(false, Action::Errno), (true, Action::Log)] {
+                let s = Seccomp {
+                    default,
+                    action,
+                    ..Seccomp::default()
+                };
+                let deny = super::super::deny_return(action);
+                let p = assemble(arch, &super::super::rules_with(&s, true, arch), deny);
+                let socket = arch.number("socket").unwrap();
+                for family in [libc::AF_UNIX, libc::AF_NETLINK] {
+                    assert_eq!(run(&p, a, socket, family as u64), ALLOW, "{arch:?}");
+                }
+                for family in [
+                    libc::AF_INET,
+                    libc::AF_INET6,
+                    libc::AF_PACKET,
+                    libc::AF_VSOCK,
+                ] {
+                    assert_eq!(run(&p, a, socket, family as u64), EACCES, "{arch:?}");
+                }
+                // The kernel reads an int: high bits do not make AF_INET local.
+                assert_eq!(run(&p, a, socket, 2 | 1 << 40), EACCES);
+                assert_eq!(run(&p, a, socket, 1 | 1 << 40), ALLOW);
+                let uring = arch.number("io_uring_setup").unwrap();
+                assert_eq!(run(&p, a, uring, 0), EACCES, "{arch:?} over the action");
+                let read = arch.number("read").unwrap();
+                assert_eq!(run(&p, a, read, 0), ALLOW);
             }
         }
     }

@@ -39,7 +39,20 @@ pub enum Rule {
     /// and language runtimes then fall back to clone(2), whose flags the filter checks. Container
     /// runtimes' default profiles do the same.
     Enosys,
+    /// Fails with EACCES, whatever the action: the network cut of `[network] mode = "none"`
+    /// without a network namespace (io_uring_setup: its IORING_OP_SOCKET makes sockets without
+    /// socket(2)).
+    Eacces,
+    /// socket(2) of any family but AF_UNIX and AF_NETLINK (route queries) fails with EACCES,
+    /// whatever the action: the same network cut.
+    LocalSocketsOnly,
 }
+
+/// The network cut's rules, added to (and overriding) the list.
+pub const NETWORK_CUT: &[(&str, Rule)] = &[
+    ("socket", Rule::LocalSocketsOnly),
+    ("io_uring_setup", Rule::Eacces),
+];
 
 /// The built-in list (`default = true`), family by family.
 pub const DEFAULT: &[(&str, Rule)] = &[
@@ -119,6 +132,11 @@ impl Arch {
 /// `default`, less `allow`, then `deny`, which denies a call whatever its arguments (also clone,
 /// unshare and clone3). Names this architecture lacks are left out.
 pub fn rules(s: &Seccomp, arch: Arch) -> Vec<(u32, Rule)> {
+    rules_with(s, false, arch)
+}
+
+/// [`rules`], and with `cut_network` the [`NETWORK_CUT`] rules over them.
+pub fn rules_with(s: &Seccomp, cut_network: bool, arch: Arch) -> Vec<(u32, Rule)> {
     let mut rules = std::collections::BTreeMap::new();
     if s.default {
         for (name, rule) in DEFAULT {
@@ -133,6 +151,13 @@ pub fn rules(s: &Seccomp, arch: Arch) -> Vec<(u32, Rule)> {
     for name in &s.deny {
         if let Some(nr) = arch.number(name) {
             rules.insert(nr, Rule::Always);
+        }
+    }
+    if cut_network {
+        for (name, rule) in NETWORK_CUT {
+            if let Some(nr) = arch.number(name) {
+                rules.insert(nr, *rule);
+            }
         }
     }
     rules.into_iter().collect()
@@ -180,28 +205,35 @@ pub enum SeccompError {
     Arch { arch: &'static str },
 }
 
-/// The filter `s` asks for, on this architecture; None when `s` denies nothing.
-pub fn prepare(s: &Seccomp) -> Result<Option<(Program, Status)>, SeccompError> {
-    if !s.enabled() {
+/// The filter `s` asks for, on this architecture, with the network cut of
+/// [`NETWORK_CUT`] when `cut_network`; None when it denies nothing. The status is the
+/// `[seccomp]` section's: `off` for a filter that only cuts the network (the statistics say that
+/// under `network.via`).
+pub fn prepare(s: &Seccomp, cut_network: bool) -> Result<Option<(Program, Status)>, SeccompError> {
+    if !s.enabled() && !cut_network {
         return Ok(None);
     }
     let arch = Arch::native().ok_or(SeccompError::Arch {
         arch: std::env::consts::ARCH,
     })?;
-    let insns = bpf::assemble(arch, &rules(s, arch), deny_return(s.action));
+    let rules = rules_with(s, cut_network, arch);
+    let insns = bpf::assemble(arch, &rules, deny_return(s.action));
     tracing::debug!(
-        "[seccomp]: {} instructions, {} calls in the list, action {}",
+        "[seccomp]: {} instructions, {} calls in the list, action {}{}",
         insns.len(),
-        rules(s, arch).len(),
-        s.action.name()
+        rules.len(),
+        s.action.name(),
+        if cut_network { ", network cut" } else { "" }
     );
-    Ok(Some((
-        Program { insns },
+    let status = if s.enabled() {
         Status {
             status: "enforced",
             action: Some(s.action.name()),
-        },
-    )))
+        }
+    } else {
+        Status::off()
+    };
+    Ok(Some((Program { insns }, status)))
 }
 
 /// The filter's return value for a denied call.
@@ -321,10 +353,10 @@ mod tests {
 
     #[test]
     fn an_empty_section_builds_no_filter_and_a_list_one_that_says_its_action() {
-        assert!(prepare(&Seccomp::default()).unwrap().is_none());
+        assert!(prepare(&Seccomp::default(), false).unwrap().is_none());
         let mut s = profile(true, &[], &[]);
         s.action = Action::Kill;
-        let (program, status) = prepare(&s).unwrap().unwrap();
+        let (program, status) = prepare(&s, false).unwrap().unwrap();
         assert!(!program.instructions().is_empty());
         assert_eq!(
             serde_json::to_value(&status).unwrap(),

@@ -374,7 +374,7 @@ mod tests {
             deny: vec!["uname".into()],
             ..Default::default()
         };
-        let (program, _) = crate::seccomp::prepare(&s).unwrap().unwrap();
+        let (program, _) = crate::seccomp::prepare(&s, false).unwrap().unwrap();
         let mut sec = SecPlan::default();
         sec.set_seccomp(program);
         sec

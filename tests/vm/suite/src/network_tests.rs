@@ -26,6 +26,10 @@ pub fn add_all(t: &mut Vec<(String, TestFn)>) {
     add("bypass", Box::new(bypass));
     add("none", Box::new(none));
     add(
+        "none-without-user-namespaces",
+        Box::new(none_without_userns),
+    );
+    add(
         "loopback-forward/root",
         Box::new(|e| loopback_forward(e, root(e))),
     );
@@ -400,9 +404,10 @@ fn none(env: &Env) -> Result<(), String> {
         format!("a direct probe got through: {}", r.show())
     })?;
     let n = network(&r)?;
-    ensure(n == &serde_json::json!({"mode": "none"}), || {
-        format!("network stats {n}, expected {{\"mode\":\"none\"}}")
-    })
+    ensure(
+        n == &serde_json::json!({"mode": "none", "via": ["namespace"]}),
+        || format!("network stats {n}, expected {{\"mode\":\"none\",\"via\":[\"namespace\"]}}"),
+    )
 }
 
 /// 100 tunnels of 1 MiB at once, each byte checked.
@@ -692,6 +697,65 @@ fn throughput(env: &Env) -> Result<(), String> {
         "net-throughput socks-1: {socks_one:.1} MiB/s (direct {direct_one:.1} MiB/s), 1 x {one} bytes"
     ));
     Ok(())
+}
+
+/// `user.max_user_namespaces = 0`: a uid-1000 caller gets no network namespace, and `--network
+/// none` cuts the network with Landlock (TCP, ABI 4+: Linux 6.7+) and a seccomp filter on socket
+/// families instead: nothing in the host's network namespace is reached (its addresses, its
+/// 127.0.0.1), while AF_UNIX sockets still work and the same probes reach everything under
+/// `--network host` (the control). The statistics say how (`network.via`), the summary says why.
+fn none_without_userns(env: &Env) -> Result<(), String> {
+    const SYSCTL: &str = "/proc/sys/user/max_user_namespaces";
+    let net = Net::setup()?;
+    let p = net.port();
+    let probes = format!(
+        "{VMTEST} net-direct tcp 10.77.0.1 {p} tcp 127.0.0.1 {p} tcp allowed.test {p}; {VMTEST} try-syscalls socket-unix"
+    );
+    let saved = std::fs::read_to_string(SYSCTL).map_err(|e| format!("{SYSCTL}: {e}"))?;
+    crate::layout::write(std::path::Path::new(SYSCTL), "0")?;
+    let result = (|| {
+        let control = run_sh(env, &user(env), &["-q", "--network", "host"], &probes)?;
+        control.expect_code(0)?;
+        let reached = lines(&control)
+            .iter()
+            .filter(|l| l.starts_with("tcp ") && l.ends_with(" ok"))
+            .count();
+        ensure(reached == 3, || {
+            format!("the control did not reach the server: {}", control.show())
+        })?;
+        let before = net.server.accepted();
+        let r = run_sh(env, &user(env), &["--network", "none"], &probes)?;
+        r.expect_code(0)?;
+        let l = lines(&r);
+        let tcp: Vec<&&str> = l.iter().filter(|l| l.starts_with("tcp ")).collect();
+        ensure(
+            tcp.len() == 3 && tcp.iter().all(|l| l.ends_with(" EACCES")),
+            || format!("expected every TCP probe refused with EACCES: {}", r.show()),
+        )?;
+        ensure(l.contains(&"socket-unix ok"), || {
+            format!("AF_UNIX sockets must still work: {}", r.show())
+        })?;
+        ensure(net.server.accepted() == before, || {
+            "the server was reached from --network none".to_string()
+        })?;
+        let want: &[&str] = if env.kernel >= (6, 7) {
+            &["landlock", "seccomp"]
+        } else {
+            &["seccomp"]
+        };
+        let n = network(&r)?;
+        ensure(
+            n == &serde_json::json!({"mode": "none", "via": want}),
+            || format!("network stats {n}, expected via {want:?}"),
+        )?;
+        ensure(
+            r.stderr
+                .contains(&format!("network: none, through {}", want.join(" and "))),
+            || format!("the summary does not say how: {}", r.show()),
+        )
+    })();
+    let restored = crate::layout::write(std::path::Path::new(SYSCTL), saved.trim());
+    result.and(restored)
 }
 
 #[cfg(test)]
