@@ -98,7 +98,7 @@ fn user_namespaces() -> Check {
         Some(UsernsObstacle::AppArmor) => warn(
             name,
             "AppArmor restricts unprivileged ones".into(),
-            "grant `userns,` in an AppArmor profile for synwire-run, or set kernel.apparmor_restrict_unprivileged_userns=0",
+            "load the AppArmor profile granting synwire-run `userns` (the Debian package installs /etc/apparmor.d/synwire-run), or set kernel.apparmor_restrict_unprivileged_userns=0",
         ),
         None => ok(
             name,

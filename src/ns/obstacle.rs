@@ -33,11 +33,33 @@ pub fn userns_obstacle() -> Option<UsernsObstacle> {
         Some(UsernsObstacle::UnprivilegedOff)
     } else if sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref()
         == Some("1")
+        && apparmor_unconfined(&apparmor_label())
     {
         Some(UsernsObstacle::AppArmor)
     } else {
         None
     }
+}
+
+/// synwire-run's own AppArmor label: `unconfined`, or a profile's name and mode, such as
+/// `synwire-run (unconfined)` once the profile the package installs is loaded. Empty where it
+/// cannot be read.
+fn apparmor_label() -> String {
+    [
+        "/proc/self/attr/apparmor/current",
+        "/proc/self/attr/current",
+    ]
+    .iter()
+    .find_map(|p| crate::sys::read_file(p).ok())
+    .map(|l| l.trim_end_matches(['\n', '\0']).to_string())
+    .unwrap_or_default()
+}
+
+/// Under Ubuntu's restriction only the unconfined get no user namespace without a rule: a
+/// profile of ours (which grants `userns`) lets the clone decide, and its EPERM still names
+/// AppArmor.
+fn apparmor_unconfined(label: &str) -> bool {
+    label.is_empty() || label == "unconfined"
 }
 
 /// Why the namespaces `ns` cannot be created here, with the fix, known from the sysctls and
@@ -54,7 +76,7 @@ fn known_obstacle(ns: &Namespaces, privileged: bool) -> Option<String> {
         UsernsObstacle::NotBuilt => return None,
         UsernsObstacle::NoneAllowed => "user namespaces are disabled (user.max_user_namespaces=0): raise that sysctl, or run as root".into(),
         UsernsObstacle::UnprivilegedOff => "unprivileged user namespaces are disabled: `sysctl kernel.unprivileged_userns_clone=1` (and set it in /etc/sysctl.d), or run as root".into(),
-        UsernsObstacle::AppArmor => "AppArmor restricts unprivileged user namespaces (Ubuntu's kernel.apparmor_restrict_unprivileged_userns=1): allow synwire-run with an AppArmor profile granting `userns,`, set the sysctl to 0, or run as root".into(),
+        UsernsObstacle::AppArmor => "AppArmor restricts unprivileged user namespaces (Ubuntu's kernel.apparmor_restrict_unprivileged_userns=1): load the AppArmor profile granting synwire-run `userns` (the Debian package installs it as /etc/apparmor.d/synwire-run; for a binary elsewhere copy /usr/share/synwire-run/apparmor/synwire-run, change its path and run apparmor_parser -r on it), set the sysctl to 0, or run as root".into(),
     })
 }
 
@@ -94,6 +116,14 @@ pub fn create_error(ns: &Namespaces, source: io::Error, privileged: bool) -> NsE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_profile_of_our_own_lifts_ubuntus_restriction() {
+        assert!(apparmor_unconfined("unconfined"));
+        assert!(apparmor_unconfined(""));
+        assert!(!apparmor_unconfined("synwire-run (unconfined)"));
+        assert!(!apparmor_unconfined("synwire-run (enforce)"));
+    }
 
     #[test]
     fn without_privilege_namespaces_need_a_user_namespace() {
