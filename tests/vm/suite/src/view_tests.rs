@@ -31,6 +31,14 @@ pub fn add_all(t: &mut Vec<(String, TestFn)>) {
         with_leak_check(|e| read_only(e, user(e), &[])),
     ));
     t.push((
+        "filesystem-view/agent-profile/root".into(),
+        with_leak_check(|e| agent_profile(e, root(e))),
+    ));
+    t.push((
+        "filesystem-view/agent-profile/user".into(),
+        with_leak_check(|e| agent_profile(e, user(e))),
+    ));
+    t.push((
         "filesystem-view/no-user-namespace/required".into(),
         with_leak_check(required_without_userns),
     ));
@@ -299,4 +307,72 @@ fn best_effort_without_userns(env: &Env) -> Result<(), String> {
         (view.as_str(), status.as_str(), hidden) == ("read-only", "not enforced", 0),
         || format!("filesystem_view {view} {status} {hidden}: {}", r.show()),
     )
+}
+
+/// The built-in `agent` profile: the credential stores in the caller's home are empty inside and
+/// intact outside (those that exist: `~/.ssh` a directory, `~/.docker/config.json` and
+/// `~/.git-credentials` files), everything outside the working directory and /tmp is read-only,
+/// the working directory is writable, and the default seccomp filter is on.
+fn agent_profile(env: &Env, caller: Caller) -> Result<(), String> {
+    let p = Paths::new(&caller, "agent")?;
+    let home = &p.home;
+    for dir in [".ssh", ".docker"] {
+        mkdir(&format!("{home}/{dir}"), None, 0o755)?;
+    }
+    write(&format!("{home}/.ssh/id_ed25519"), "private key")?;
+    write(&format!("{home}/.docker/config.json"), "{\"auths\": {}}")?;
+    write(
+        &format!("{home}/.git-credentials"),
+        "https://u:token@example.com",
+    )?;
+    let script = format!(
+        "echo ssh=$(ls -A {home}/.ssh | wc -l) docker=$(wc -c < {home}/.docker/config.json) \
+         git=$(wc -c < {home}/.git-credentials); \
+         {VMTEST} try-write {open}/outside {w}/inside {home}/.ssh/new; \
+         grep ^Seccomp: /proc/self/status",
+        open = p.open,
+        w = p.write,
+    );
+    let caller = Caller {
+        cwd: Some(p.write.clone()),
+        ..caller
+    };
+    let args = ["-q", "--profile", "agent", "--", "sh", "-c", &script];
+    let r = run_with(env, &caller, Spawn::Clone3, &p.setup(), &args)?;
+    r.expect_code(0)?;
+    let want = format!(
+        "ssh=0 docker=0 git=0\n\
+         write {open}/outside: EROFS\n\
+         write {w}/inside: ok\n\
+         write {home}/.ssh/new: EROFS\n\
+         Seccomp:\t2\n",
+        open = p.open,
+        w = p.write,
+    );
+    ensure(r.stdout == want, || {
+        format!("agent output, expected {want:?}: {}", r.show())
+    })?;
+    let (view, status, hidden) = view_stat(r.stats()?);
+    ensure(
+        (view.as_str(), status.as_str(), hidden) == ("read-only", "enforced", 3),
+        || format!("filesystem_view {view} {status} {hidden}: {}", r.show()),
+    )?;
+    let seccomp = &r.stats()?["seccomp"];
+    ensure(seccomp["status"] == "enforced", || {
+        format!("seccomp {seccomp}: {}", r.show())
+    })?;
+    for (path, text) in [
+        (".ssh/id_ed25519", "private key"),
+        (".docker/config.json", "{\"auths\": {}}"),
+        (".git-credentials", "https://u:token@example.com"),
+    ] {
+        let path = format!("{home}/{path}");
+        ensure(read(&path) == text, || {
+            format!(
+                "{path} on the host reads {:?}, expected {text:?}",
+                read(&path)
+            )
+        })?;
+    }
+    Ok(())
 }
