@@ -7,6 +7,8 @@
 //!   concurrent)
 //! - `systemd.csv`, `systemd.txt` (optional): the same hyperfine run inside the systemd VM
 //! - `spawn.txt` (optional): `KERNEL CLONE3_MS FORK_MS` per kernel, from the VM rig
+//! - `net.txt` (optional): `KERNEL ROW PROXY_MIBS DIRECT_MIBS STREAMS BYTES`, from the VM rig's
+//!   net/throughput
 //!
 //! Prints Markdown on stdout; fails when a target is missed.
 
@@ -277,6 +279,29 @@ pub fn print(dir: &Path) -> Result<(), String> {
                 out.push_str(&format!(
                     "| {k} | {c:.1} ms | {fk:.1} ms | {:+.1} ms |\n",
                     fk - c
+                ));
+            }
+        }
+    }
+
+    if let Some(net) = read(dir, "net.txt")? {
+        out.push_str("\n### The network proxy's throughput\n\nIn the VM rig (qemu TCG, 2 vCPUs on one host thread): an agent fetches from a server in the VM's own network namespace through `--network proxy` (CONNECT, or SOCKS5), beside the same fetch with `--network host` straight to the server. Every byte is checked; MiB/s from the first connect to the last byte.\n\n| Kernel | Streams | Through the proxy | Direct | Proxy / direct |\n|:---|:---|---:|---:|---:|\n");
+        for l in net.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if let [k, row, p, d, n, bytes] = f.as_slice() {
+                let bad = || format!("bad net line {l:?}");
+                let (p, d): (f64, f64) =
+                    (p.parse().map_err(|_| bad())?, d.parse().map_err(|_| bad())?);
+                let bytes: f64 = bytes.parse().map_err(|_| bad())?;
+                let how = if row.starts_with("socks") {
+                    "SOCKS5"
+                } else {
+                    "CONNECT"
+                };
+                out.push_str(&format!(
+                    "| {k} | {n} x {:.0} MiB ({how}) | {p:.1} MiB/s | {d:.1} MiB/s | {:.2} |\n",
+                    bytes / MIB,
+                    p / d
                 ));
             }
         }
