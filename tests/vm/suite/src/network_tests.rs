@@ -115,7 +115,11 @@ fn expect_lines(r: &Run, want: &[String]) -> Result<(), String> {
     r.expect_code(0)?;
     let got = lines(r);
     ensure(got == want, || {
-        format!("agent printed {got:?}, expected {want:?}; {}", r.show())
+        let net = r.stat("network").map(ToString::to_string).unwrap_or_default();
+        format!(
+            "agent printed {got:?}, expected {want:?}; network stats {net}; {}",
+            r.show()
+        )
     })
 }
 
