@@ -115,7 +115,10 @@ fn expect_lines(r: &Run, want: &[String]) -> Result<(), String> {
     r.expect_code(0)?;
     let got = lines(r);
     ensure(got == want, || {
-        let net = r.stat("network").map(ToString::to_string).unwrap_or_default();
+        let net = r
+            .stat("network")
+            .map(ToString::to_string)
+            .unwrap_or_default();
         format!(
             "agent printed {got:?}, expected {want:?}; network stats {net}; {}",
             r.show()
@@ -583,24 +586,33 @@ fn slow_peer_timeout(env: &Env) -> Result<(), String> {
 /// `localhost:PORT` in the allow list: clients go direct to localhost (NO_PROXY names it), so the
 /// agent's own 127.0.0.1:PORT is forwarded to the host's, through the policy and counted; a port
 /// not listed stays closed. As root with the default profile, and as uid 1000 under `agent-net`
-/// (user and pid namespaces: the listeners come from the pid namespace's init).
+/// (user and pid namespaces: the listeners come from the pid namespace's init; the environment
+/// cleared but for the proxy variables, with which a CONNECT fetch also goes through).
 fn loopback_forward(env: &Env, caller: Caller) -> Result<(), String> {
     let net = Net::setup()?;
     let p = net.port();
     let unlisted = p.wrapping_add(1).max(1);
-    let script =
+    let mut script =
         format!("{VMTEST} net-direct tcp 127.0.0.1 {p} tcp localhost {p} tcp 127.0.0.1 {unlisted}");
     let allow = format!("localhost:{p}");
+    let also = format!("allowed.test:{p}");
     let mut opts = vec!["-q", "--allow-host", &allow];
-    if caller.uid.is_some() {
-        opts.extend(["--profile", "agent-net"]);
+    let agent_net = caller.uid.is_some();
+    if agent_net {
+        // agent-net end to end: [env] clear = true keeps the proxy variables, and the proxy
+        // serves from the pid namespace's init's listeners under the view and the filter.
+        opts.extend(["--profile", "agent-net", "--allow-host", &also]);
+        let url = net.url("allowed.test", &format!("/bytes/{BODY}"));
+        script.push_str(&format!("; {}", gets(&[("connect", &url)])));
     }
     let before = net.server.accepted();
     let r = run_sh(env, &caller, &opts, &script)?;
     r.expect_code(0)?;
     let l = lines(&r);
+    let want_lines = if agent_net { 4 } else { 3 };
     ensure(
-        l.len() == 3
+        l.len() == want_lines
+            && l.get(3).is_none_or(|l| *l == ok_line(BODY))
             && l[0] == format!("tcp 127.0.0.1:{p} ok")
             && l[1] == format!("tcp localhost:{p} ok")
             && !l[2].ends_with(" ok"),
@@ -611,9 +623,10 @@ fn loopback_forward(env: &Env, caller: Caller) -> Result<(), String> {
             )
         },
     )?;
-    ensure(net.server.accepted() == before + 2, || {
+    let want_accepted = if agent_net { 3 } else { 2 };
+    ensure(net.server.accepted() == before + want_accepted, || {
         format!(
-            "the server saw {} connections, expected 2",
+            "the server saw {} connections, expected {want_accepted}",
             net.server.accepted() - before
         )
     })?;
