@@ -77,6 +77,9 @@ fn unknown_profiles_and_bad_overrides_exit_125() {
         ("--cpu", "zero"),
         ("--pids", "-3"),
         ("--timeout", "later"),
+        ("--allow-host", "https://pypi.org/simple"),
+        ("--allow-host", "*"),
+        ("--allow-host", "example.com:0"),
     ] {
         let o = synwire(&[&format!("{flag}={value}"), "--", "true"]);
         assert_eq!(o.status.code(), Some(125), "{flag}");
