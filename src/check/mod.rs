@@ -144,28 +144,18 @@ fn network_namespace() -> Check {
                 )
             };
             match crate::ns::create_error(&ns, e, privileged) {
-                crate::ns::NsError::Create { source, fix, .. } => warn_owned(
+                crate::ns::NsError::Create { source, fix, .. } => warn(
                     name,
                     format!("no network namespace here ({source}){fallback}"),
-                    fix,
+                    &fix,
                 ),
-                other => warn_owned(
+                other => warn(
                     name,
                     format!("no network namespace{fallback}"),
-                    other.to_string(),
+                    &other.to_string(),
                 ),
             }
         }
-    }
-}
-
-/// A WARN whose fix is a sentence built at run time.
-fn warn_owned(check: &'static str, detail: String, fix: String) -> Check {
-    Check {
-        check,
-        status: Level::Warn,
-        detail,
-        fix: Some(fix),
     }
 }
 

@@ -58,7 +58,6 @@ impl Prepared {
             || crate::ns::userns_obstacle().is_some(),
         );
         let cut_network = via == Some(crate::net::setup::Via::Filters);
-        stats.network = crate::net::setup::Status::new(profile.network.mode);
         let policy = match profile.network.mode {
             profile::network::Mode::Proxy => Some(
                 crate::net::Policy::parse(&profile.network.allow)

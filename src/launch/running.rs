@@ -72,10 +72,11 @@ impl Prepared {
             _ => None,
         };
         stats.filesystem_view.hidden = view.as_ref().map_or(0, ViewPlan::hidden);
-        let mut handoff = policy
+        let (handoff, theirs) = policy
             .is_some()
             .then(crate::net::setup::Handoff::new)
-            .transpose()?;
+            .transpose()?
+            .unzip();
         let forwards = policy.as_ref().map_or_else(Vec::new, |p| {
             p.loopback_forwards(&[crate::net::setup::HTTP_PORT, crate::net::setup::SOCKS_PORT])
         });
@@ -85,10 +86,7 @@ impl Prepared {
             &sec,
             &profile,
             view,
-            handoff
-                .as_mut()
-                .and_then(|h| h.theirs.take())
-                .map(|theirs| (theirs, forwards.as_slice())),
+            theirs.map(|theirs| (theirs, forwards.as_slice())),
             cgroup.as_ref(),
             &signals,
         )?;

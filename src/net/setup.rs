@@ -91,12 +91,9 @@ pub fn set_proxy_env(env: &mut Vec<(OsString, OsString)>) {
     env.extend(vars);
 }
 
-/// The socket pair the child sends the listeners over.
+/// synwire-run's end of the socket pair the child sends the listeners over.
 pub struct Handoff {
-    /// synwire-run's end.
     ours: OwnedFd,
-    /// The child's end, moved into its namespace plan (closed in synwire-run after the spawn).
-    pub theirs: Option<OwnedFd>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +107,9 @@ pub enum NetworkError {
 }
 
 impl Handoff {
-    pub fn new() -> Result<Handoff, NetworkError> {
+    /// The socket pair: our end, and the child's, which goes into its namespace plan (and is
+    /// closed in synwire-run after the spawn).
+    pub fn new() -> Result<(Handoff, OwnedFd), NetworkError> {
         use rustix::net::{AddressFamily, SocketFlags, SocketType};
         let (ours, theirs) = rustix::net::socketpair(
             AddressFamily::UNIX,
@@ -119,10 +118,7 @@ impl Handoff {
             None,
         )
         .map_err(|e| NetworkError::SocketPair(e.into()))?;
-        Ok(Handoff {
-            ours,
-            theirs: Some(theirs),
-        })
+        Ok((Handoff { ours }, theirs))
     }
 
     /// The listeners the child sent before it exec'd: HTTP and SOCKS5 in one message, then one
@@ -243,12 +239,15 @@ fn some_keys(m: &std::collections::BTreeMap<String, u64>) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn isolated_modes_add_a_network_namespace_and_a_user_one_without_privilege() {
-        let net = |mode| Network {
+    fn net(mode: Mode) -> Network {
+        Network {
             mode,
             allow: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn isolated_modes_add_a_network_namespace_and_a_user_one_without_privilege() {
         let mut ns = Namespaces::default();
         assert_eq!(resolve(&net(Mode::Host), &mut ns, || false, || false), None);
         assert_eq!(ns, Namespaces::default());
@@ -261,10 +260,6 @@ mod tests {
 
     #[test]
     fn without_user_namespaces_none_falls_back_to_filters_and_proxy_does_not() {
-        let net = |mode| Network {
-            mode,
-            allow: Vec::new(),
-        };
         let mut ns = Namespaces::default();
         let via = resolve(&net(Mode::None), &mut ns, || false, || true);
         assert_eq!(
