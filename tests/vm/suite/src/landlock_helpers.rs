@@ -12,12 +12,7 @@ fn outcome(r: io::Result<()>) -> String {
     match r {
         Ok(()) => "ok".into(),
         Err(e) => match e.raw_os_error() {
-            Some(libc::EACCES) => "EACCES".into(),
-            Some(libc::EPERM) => "EPERM".into(),
-            Some(libc::ENOTTY) => "ENOTTY".into(),
-            Some(libc::ECONNREFUSED) => "ECONNREFUSED".into(),
-            Some(libc::ENETUNREACH) => "ENETUNREACH".into(),
-            Some(n) => format!("errno {n}"),
+            Some(n) => crate::errno::name(n).map_or_else(|| format!("errno {n}"), str::to_string),
             None => e.to_string(),
         },
     }

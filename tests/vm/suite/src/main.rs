@@ -7,6 +7,7 @@
 //! test and `N passed, M failed`. The other subcommands are the helpers (helpers.rs) that tests run
 //! as agent commands.
 
+mod errno;
 mod escape_tests;
 mod fallback_tests;
 mod harness;

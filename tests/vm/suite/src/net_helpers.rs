@@ -99,16 +99,7 @@ pub fn errno_name(e: &io::Error) -> String {
         return "eof".into();
     }
     match e.raw_os_error() {
-        Some(libc::ENETUNREACH) => "ENETUNREACH".into(),
-        Some(libc::EHOSTUNREACH) => "EHOSTUNREACH".into(),
-        Some(libc::ECONNREFUSED) => "ECONNREFUSED".into(),
-        Some(libc::ECONNRESET) => "ECONNRESET".into(),
-        Some(libc::EPIPE) => "EPIPE".into(),
-        Some(libc::EACCES) => "EACCES".into(),
-        Some(libc::EPERM) => "EPERM".into(),
-        Some(libc::EADDRNOTAVAIL) => "EADDRNOTAVAIL".into(),
-        Some(libc::EAFNOSUPPORT) => "EAFNOSUPPORT".into(),
-        Some(n) => format!("errno {n}"),
+        Some(n) => crate::errno::name(n).map_or_else(|| format!("errno {n}"), str::to_string),
         None => format!("error {e}"),
     }
 }

@@ -283,30 +283,9 @@ fn in_child(f: fn() -> Result<(), i32>) -> Result<(), i32> {
     }
 }
 
-/// The errno names the probes can meet.
+/// The errno's name, or `errno<N>`.
 fn errno_name(e: i32) -> String {
-    let name = match e {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::ESRCH => "ESRCH",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::ENOEXEC => "ENOEXEC",
-        libc::EBADF => "EBADF",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::ENODEV => "ENODEV",
-        libc::ENOTDIR => "ENOTDIR",
-        libc::EINVAL => "EINVAL",
-        libc::ENOSPC => "ENOSPC",
-        libc::ENOSYS => "ENOSYS",
-        libc::E2BIG => "E2BIG",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        _ => return format!("errno{e}"),
-    };
-    name.to_string()
+    crate::errno::name(e).map_or_else(|| format!("errno{e}"), str::to_string)
 }
 
 /// `try-syscalls [NAME...]`.

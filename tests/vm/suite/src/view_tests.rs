@@ -59,11 +59,9 @@ pub fn try_write(args: &[String]) -> Result<(), String> {
         let what = match r {
             Ok(()) => "ok".to_string(),
             Err(e) => match e.raw_os_error() {
-                Some(libc::EROFS) => "EROFS".into(),
-                Some(libc::EACCES) => "EACCES".into(),
-                Some(libc::EPERM) => "EPERM".into(),
-                Some(libc::ENOENT) => "ENOENT".into(),
-                Some(n) => format!("errno {n}"),
+                Some(n) => {
+                    crate::errno::name(n).map_or_else(|| format!("errno {n}"), str::to_string)
+                }
                 None => e.to_string(),
             },
         };
